@@ -1,0 +1,78 @@
+"""Adverse-selection monitor: the share of our quotes that get filled, and post-fill markouts."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from engine.events import Side
+
+_NS_PER_S = 1_000_000_000
+MARKOUT_HORIZONS_S: tuple[int, ...] = (1, 5, 30)
+
+
+class FillRateMonitor:
+    """Fill rate over the last N finished quotes: a quote counts as filled if any of it traded.
+
+    The guide's warning sign is "90%+ of your quotes filling": genuine two-sided flow fills a
+    minority of quotes; a quote that almost always fills is being picked off.
+    """
+
+    __slots__ = ("_filled", "_outcomes", "min_quotes")
+
+    def __init__(self, window_quotes: int, min_quotes: int) -> None:
+        self._outcomes: deque[bool] = deque(maxlen=window_quotes)
+        self._filled = 0
+        self.min_quotes = min_quotes
+
+    def on_quote_done(self, filled: bool) -> None:
+        outcomes = self._outcomes
+        if len(outcomes) == outcomes.maxlen and outcomes[0]:
+            self._filled -= 1
+        outcomes.append(filled)
+        if filled:
+            self._filled += 1
+
+    @property
+    def quotes(self) -> int:
+        return len(self._outcomes)
+
+    @property
+    def fill_rate(self) -> float | None:
+        """Filled share of the window; None until `min_quotes` quotes have finished."""
+        n = len(self._outcomes)
+        return self._filled / n if n >= self.min_quotes else None
+
+
+class Markouts:
+    """Average markout of our fills after 1 s, 5 s and 30 s, in bps of the fill price.
+
+    A markout is `side * (mid later - fill price) / fill price`: positive when the market
+    moved our way after we traded, negative when we were picked off.
+    """
+
+    __slots__ = ("_count", "_pending", "_sum_bps", "horizons_s")
+
+    def __init__(self, horizons_s: tuple[int, ...] = MARKOUT_HORIZONS_S) -> None:
+        self.horizons_s = horizons_s
+        self._pending: list[deque[tuple[int, int, float]]] = [deque() for _ in horizons_s]
+        self._sum_bps = [0.0] * len(horizons_s)
+        self._count = [0] * len(horizons_s)
+
+    def on_fill(self, ts_ns: int, side: Side, price: float) -> None:
+        for i, horizon_s in enumerate(self.horizons_s):
+            self._pending[i].append((ts_ns + horizon_s * _NS_PER_S, int(side), price))
+
+    def on_mid(self, mid: float, ts_ns: int) -> None:
+        """Score every fill whose horizon has passed against this mid (cheap when none is due)."""
+        for i, pending in enumerate(self._pending):
+            while pending and pending[0][0] <= ts_ns:
+                _, sign, price = pending.popleft()
+                self._sum_bps[i] += sign * (mid - price) / price * 1e4
+                self._count[i] += 1
+
+    def mean_bps(self) -> dict[str, float | None]:
+        """Keyed '1s', '5s', '30s'; None for a horizon with no scored fill yet."""
+        return {
+            f"{h}s": (self._sum_bps[i] / self._count[i] if self._count[i] else None)
+            for i, h in enumerate(self.horizons_s)
+        }

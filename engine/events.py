@@ -1,0 +1,198 @@
+"""The vocabulary between venues, the quoter core and the console: events in, actions out, commands.
+
+Everything here is a frozen dataclass with slots: cheap to build, immutable once built, typed.
+Prices are in quote currency (USD), sizes in base units (BTC); the names say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+Level = tuple[float, float]
+"""One book level: (price_usd, size_base)."""
+
+
+class Side(IntEnum):
+    """Order side; the value is the sign of the position change a fill causes."""
+
+    BUY = 1
+    SELL = -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """What the venue allows: prices on a tick grid, sizes in whole lots."""
+
+    symbol: str
+    tick_size: float
+    lot_size: float
+
+
+# ---- market and order events (venue -> core) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdate:
+    """Book levels from the venue. A snapshot replaces the book; a delta sets levels (size 0 removes)."""
+
+    ts_ns: int
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    is_snapshot: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A public trade; `aggressor` is the taker's side."""
+
+    ts_ns: int
+    price: float
+    size_base: float
+    aggressor: Side
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One of our orders traded. `fee_usd` is what we paid: negative for a rebate received."""
+
+    ts_ns: int
+    order_id: str
+    side: Side
+    price: float
+    size_base: float
+    fee_usd: float
+    is_maker: bool
+    leaves_base: float = 0.0
+    """Size still open on the order after this fill; 0 means the order is done."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    ts_ns: int
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    ts_ns: int
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCanceled:
+    """The order is gone from the venue (cancelled by us, expired, or an IOC remainder)."""
+
+    ts_ns: int
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """Perp funding: a long pays `rate * position * mark` when the rate is positive."""
+
+    ts_ns: int
+    rate: float
+    mark_price: float
+
+
+OrderEvent = Fill | OrderAccepted | OrderRejected | OrderCanceled
+VenueEvent = BookUpdate | Trade | OrderEvent | FundingPayment
+
+
+# ---- actions (core -> venue) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceQuote:
+    """A post-only limit order resting on the book."""
+
+    order_id: str
+    side: Side
+    price: float
+    size_base: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    """Cancel every resting order of ours on the symbol; `reason` is for the journal and alerts."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceHedge:
+    """A taker (immediate-or-cancel) order that reduces inventory."""
+
+    order_id: str
+    side: Side
+    size_base: float
+    reason: str
+
+
+Action = PlaceQuote | CancelOrder | CancelAll | PlaceHedge
+
+
+# ---- operator commands (console -> core) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    """Kill switch: cancel everything and stop quoting until Resume."""
+
+    reason: str = "operator kill switch"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Leave the killed state (or a pause) and quote again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetPaused:
+    """Pause or unpause quoting; `paused=None` toggles. A pause pulls our quotes."""
+
+    paused: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Widen:
+    """Add one manual widen step to the spread."""
+
+
+@dataclass(frozen=True, slots=True)
+class Narrow:
+    """Take one manual widen step off the spread (never below zero)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeNow:
+    """Hedge now: a fraction of the inventory, or a USD amount; neither means the setting's fraction."""
+
+    fraction: float | None = None
+    usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Flatten:
+    """Close the whole position with a taker order."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetAutoHedge:
+    """Turn automatic hedging on or off; `enabled=None` toggles."""
+
+    enabled: bool | None = None
+
+
+Command = Kill | Resume | SetPaused | Widen | Narrow | HedgeNow | Flatten | SetAutoHedge

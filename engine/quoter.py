@@ -1,0 +1,712 @@
+"""The quoter core: the guide's market-making cycle as a pure state machine, events in, actions out.
+
+No I/O, no clock reads, no asyncio: every handler takes the event and the current time in
+nanoseconds and returns the actions the shell must carry out. The live runner and the backtest
+feed it the same way, so the same inputs always give the same decisions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from engine.adverse import FillRateMonitor, Markouts
+from engine.alerts import Alert, Severity
+from engine.book import Book, BookError
+from engine.config import RiskSettings, StrategySettings
+from engine.events import (
+    Action,
+    BookUpdate,
+    CancelAll,
+    CancelOrder,
+    Command,
+    Fill,
+    Flatten,
+    FundingPayment,
+    HedgeNow,
+    Instrument,
+    Kill,
+    Narrow,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    PlaceHedge,
+    PlaceQuote,
+    Resume,
+    SetAutoHedge,
+    SetPaused,
+    Side,
+    Trade,
+    VenueEvent,
+    Widen,
+)
+from engine.grid import decimals_of, floor_lots, ticks_to_price
+from engine.pnl import PnlLedger
+from engine.ratelimit import RateBudget
+from engine.snapshot import (
+    EngineSnapshot,
+    EngineState,
+    InventoryView,
+    PnlView,
+    QuoteView,
+)
+from engine.spread import SpreadBreakdown, quote_prices, spread_breakdown
+from engine.volatility import RealizedVol
+
+_NS_PER_S = 1_000_000_000
+_NS_PER_DAY = 86_400 * _NS_PER_S
+_NO_ACTIONS: list[Action] = []
+_MAX_ALERTS = 200
+# After a reject, wait this long before trying that side again, so a market that keeps moving
+# through our post-only price cannot turn into a reject loop that burns the rate budget.
+_REJECT_BACKOFF_NS = _NS_PER_S // 2
+
+
+@dataclass(slots=True)
+class _Order:
+    """One of our orders from the moment we send it until the venue says it is gone."""
+
+    order_id: str
+    side: Side
+    price: float
+    size_base: float
+    leaves_base: float
+    sent_ns: int
+    is_hedge: bool
+    accepted: bool = False
+    cancel_sent: bool = False
+    filled_any: bool = False
+
+
+class Quoter:
+    """Owns the book, volatility, inventory, P&L, risk state and our orders for one symbol."""
+
+    def __init__(
+        self,
+        strategy: StrategySettings,
+        risk: RiskSettings,
+        instrument: Instrument,
+        *,
+        seed: int = 0,
+        ladder_levels: int = 10,
+    ) -> None:
+        self.strategy = strategy
+        self.risk = risk
+        self.instrument = instrument
+        self.ladder_levels = ladder_levels
+        self.book = Book(instrument.tick_size)
+        self.vol = RealizedVol(
+            sample_interval_s=strategy.vol_sample_interval_s,
+            window_s=strategy.vol_window_s,
+            estimator=strategy.vol_estimator,
+            ewma_halflife_s=strategy.vol_ewma_halflife_s,
+            min_samples=strategy.vol_min_samples,
+        )
+        self.ledger = PnlLedger()
+        self.fill_rate = FillRateMonitor(risk.fill_rate_window_quotes, risk.fill_rate_min_quotes)
+        self.markouts = Markouts()
+        self.budget = RateBudget(risk.rate_limit_calls, risk.rate_limit_window_s,
+                                 risk.rate_limit_warn_pct)
+        self.state = EngineState.QUOTING
+        self.manual_widen_bps = 0.0
+        self.auto_hedge = strategy.auto_hedge
+        self.alerts: deque[Alert] = deque(maxlen=_MAX_ALERTS)
+        self.kill_reason = ""
+
+        self._rng = random.Random(seed)
+        self._orders: dict[str, _Order] = {}
+        self._quote_ids: dict[Side, str | None] = {Side.BUY: None, Side.SELL: None}
+        self._retry_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
+        self._hedge_id: str | None = None
+        self._next_refresh_ns = 0
+        self._seq = 0
+        self._last_book_ns: int | None = None
+        self._day: int | None = None
+        self._day_start_net_usd = 0.0
+        # risk controls remember whether they are acting, so each raises one alert per change
+        self._breaker_on = False
+        self._adverse_on = False
+        self._cap_blocked = {Side.BUY: False, Side.SELL: False}
+        self._rate_warned = False
+        self._throttled = False
+        self._stale = False
+
+    # ---- derived numbers ----------------------------------------------------------------------
+
+    @property
+    def capital_usd(self) -> float:
+        return self.strategy.capital_usd
+
+    @property
+    def position_cap_usd(self) -> float:
+        return self.capital_usd * self.risk.position_cap_pct / 100.0
+
+    @property
+    def hedge_threshold_usd(self) -> float:
+        return self.strategy.max_inventory_usd * self.strategy.hedge_threshold_pct / 100.0
+
+    @property
+    def daily_loss_limit_usd(self) -> float:
+        return self.capital_usd * self.risk.daily_loss_limit_pct / 100.0
+
+    @property
+    def position_base(self) -> float:
+        return self.ledger.position_base
+
+    def inventory_usd(self) -> float:
+        mid = self.book.mid
+        return 0.0 if mid is None else self.ledger.position_base * mid
+
+    def day_pnl_usd(self) -> float:
+        return self.ledger.net_usd_at(self.book.mid) - self._day_start_net_usd
+
+    def adverse_widen_bps(self) -> float:
+        return self.risk.adverse_widen_bps if self._adverse_on else 0.0
+
+    def spread_now(self) -> SpreadBreakdown:
+        return spread_breakdown(
+            base_bps=self.strategy.base_spread_bps,
+            vol_1h=self.vol.vol_1h,
+            vol_premium_coeff=self.strategy.vol_premium_coeff,
+            inventory_usd=self.inventory_usd(),
+            max_inventory_usd=self.strategy.max_inventory_usd,
+            inventory_premium_at_max_bps=self.strategy.inventory_premium_bps,
+            manual_widen_bps=self.manual_widen_bps,
+            adverse_widen_bps=self.adverse_widen_bps(),
+            cap_bps=self.strategy.max_spread_bps,
+            breaker_widen=self._breaker_on and self.risk.vol_breaker_action == "widen",
+        )
+
+    # ---- event entry points -------------------------------------------------------------------
+
+    def on_event(self, event: VenueEvent, now_ns: int) -> list[Action]:
+        """Dispatch any venue event to its handler."""
+        if isinstance(event, BookUpdate):
+            return self.on_book(event, now_ns)
+        if isinstance(event, Fill):
+            return self.on_fill(event, now_ns)
+        if isinstance(event, Trade):
+            return _NO_ACTIONS
+        if isinstance(event, FundingPayment):
+            return self.on_funding(event, now_ns)
+        return self.on_order_update(event, now_ns)
+
+    def on_book(self, update: BookUpdate, now_ns: int) -> list[Action]:
+        try:
+            self.book.apply(update)
+        except BookError as exc:
+            self._alert(now_ns, Severity.WARNING, "feed", f"book update rejected: {exc}")
+            return _NO_ACTIONS
+        self._last_book_ns = now_ns
+        mid = self.book.mid
+        if mid is not None:
+            self.vol.on_mid(mid, now_ns)
+            self.markouts.on_mid(mid, now_ns)
+        if self._stale:
+            self._stale = False
+            self._alert(now_ns, Severity.INFO, "stale feed", "book updates are back; quoting resumes")
+        if self.ledger.position_base:
+            # The loss limit is checked on every mark, not only on the timer: a fast market
+            # must not carry us past it between two timer ticks.
+            actions = self._check_daily_loss(now_ns)
+            if actions:
+                return actions
+        return self._maintain_quotes(now_ns)
+
+    def on_fill(self, fill: Fill, now_ns: int) -> list[Action]:
+        self.ledger.on_fill(side=fill.side, price=fill.price, size_base=fill.size_base,
+                            fee_usd=fill.fee_usd, is_maker=fill.is_maker, mid=self.book.mid)
+        order = self._orders.get(fill.order_id)
+        if order is None:
+            self._alert(now_ns, Severity.WARNING, "orders",
+                        f"fill for unknown order {fill.order_id}: booked into inventory")
+        else:
+            order.filled_any = True
+            order.leaves_base = fill.leaves_base
+            if fill.leaves_base <= 0:
+                self._finish(order, now_ns)
+        if fill.is_maker:
+            self.markouts.on_fill(now_ns, fill.side, fill.price)
+        # The position changed: sides held back by the cap get another look.
+        self._retry_ns[Side.BUY] = self._retry_ns[Side.SELL] = 0
+        actions = self._check_daily_loss(now_ns)
+        if self.state is not EngineState.KILLED:
+            actions += self._auto_hedge(now_ns)
+            actions += self._maintain_quotes(now_ns)
+        return actions
+
+    def on_order_update(
+        self, event: OrderAccepted | OrderRejected | OrderCanceled, now_ns: int
+    ) -> list[Action]:
+        order = self._orders.get(event.order_id)
+        if order is None:
+            return _NO_ACTIONS
+        if isinstance(event, OrderAccepted):
+            order.accepted = True
+            return _NO_ACTIONS
+        if isinstance(event, OrderRejected):
+            kind = "hedge" if order.is_hedge else f"{order.side.name.lower()} quote"
+            self._alert(now_ns, Severity.WARNING, "orders",
+                        f"{kind} {order.order_id} rejected: {event.reason}")
+            self._retry_ns[order.side] = now_ns + _REJECT_BACKOFF_NS
+            self._finish(order, now_ns, rested=False)
+            return self._maintain_quotes(now_ns)
+        self._finish(order, now_ns)
+        return self._maintain_quotes(now_ns)
+
+    def on_funding(self, event: FundingPayment, now_ns: int) -> list[Action]:
+        self.ledger.on_funding(rate=event.rate, mark_price=event.mark_price)
+        return self._check_daily_loss(now_ns)
+
+    def on_timer(self, now_ns: int) -> list[Action]:
+        """Periodic checks the market does not trigger: day roll, limits, breaker, stale feed."""
+        self._roll_day(now_ns)
+        actions = self._check_daily_loss(now_ns)
+        if self.state is EngineState.KILLED:
+            return actions
+        self._check_vol_breaker(now_ns)
+        actions += self._check_stale_feed(now_ns)
+        self._check_rate_budget(now_ns)
+        actions += self._auto_hedge(now_ns)
+        actions += self._maintain_quotes(now_ns)
+        return actions
+
+    def on_error(self, message: str, now_ns: int) -> list[Action]:
+        """An unhandled error in a shell or venue call: cancel everything and stop."""
+        return self._kill(now_ns, f"unhandled error: {message}")
+
+    def on_command(self, command: Command, now_ns: int) -> list[Action]:
+        if isinstance(command, Kill):
+            return self._kill(now_ns, command.reason)
+        if isinstance(command, Resume):
+            return self._resume(now_ns)
+        if isinstance(command, SetPaused):
+            return self._set_paused(now_ns, command.paused)
+        if isinstance(command, Widen | Narrow):
+            step = self.strategy.manual_widen_step_bps
+            before = self.manual_widen_bps
+            self.manual_widen_bps = max(0.0, before + (step if isinstance(command, Widen) else -step))
+            self._alert(now_ns, Severity.INFO, "operator",
+                        f"manual widen {before:g} -> {self.manual_widen_bps:g} bps",
+                        value=self.manual_widen_bps)
+            self._next_refresh_ns = now_ns  # requote at the new spread now, not in 3 s
+            return self._maintain_quotes(now_ns)
+        if isinstance(command, SetAutoHedge):
+            self.auto_hedge = not self.auto_hedge if command.enabled is None else command.enabled
+            self._alert(now_ns, Severity.INFO, "operator",
+                        f"auto-hedge {'on' if self.auto_hedge else 'off'}")
+            return self._auto_hedge(now_ns)
+        if isinstance(command, Flatten):
+            return self._hedge(now_ns, fraction=1.0, usd=None, reason="operator flatten")
+        if isinstance(command, HedgeNow):
+            fraction = command.fraction
+            if fraction is None and command.usd is None:
+                fraction = self.strategy.hedge_fraction
+            return self._hedge(now_ns, fraction=fraction, usd=command.usd,
+                               reason="operator hedge")
+        raise TypeError(f"unknown command {command!r}")
+
+    # ---- state changes ------------------------------------------------------------------------
+
+    def _kill(self, now_ns: int, reason: str, value: float | None = None,
+              threshold: float | None = None) -> list[Action]:
+        self.state = EngineState.KILLED
+        self.kill_reason = reason
+        self._mark_all_cancelled()
+        self._alert(now_ns, Severity.CRITICAL, "kill switch",
+                    f"KILLED: {reason}; all orders cancelled, quoting stopped",
+                    value=value, threshold=threshold)
+        self.budget.spend(now_ns)
+        return [CancelAll(reason)]
+
+    def _resume(self, now_ns: int) -> list[Action]:
+        if self.state is EngineState.KILLED:
+            day_pnl = self.day_pnl_usd()
+            if day_pnl <= -self.daily_loss_limit_usd:
+                self._alert(now_ns, Severity.CRITICAL, "daily loss",
+                            f"resume refused: day P&L ${day_pnl:,.2f} is past the daily loss "
+                            f"limit -${self.daily_loss_limit_usd:,.2f} until the next UTC day",
+                            value=day_pnl, threshold=-self.daily_loss_limit_usd)
+                return _NO_ACTIONS
+        was = self.state
+        self.state = EngineState.QUOTING
+        self.kill_reason = ""
+        self._next_refresh_ns = now_ns
+        if was is not EngineState.QUOTING:
+            self._alert(now_ns, Severity.INFO, "operator", f"resumed quoting (was {was.value})")
+        return self._maintain_quotes(now_ns)
+
+    def _set_paused(self, now_ns: int, paused: bool | None) -> list[Action]:
+        if self.state is EngineState.KILLED:
+            self._alert(now_ns, Severity.WARNING, "operator",
+                        "pause ignored: the kill switch is on; resume first")
+            return _NO_ACTIONS
+        if paused is None:
+            paused = self.state is EngineState.QUOTING
+        if paused:
+            self.state = EngineState.PAUSED
+            self._alert(now_ns, Severity.INFO, "operator", "quoting paused; quotes pulled")
+            return self._cancel_quotes(now_ns)
+        return self._resume(now_ns)
+
+    # ---- quoting ------------------------------------------------------------------------------
+
+    def _block_reason(self, now_ns: int) -> str | None:
+        """Why we must not quote right now, or None."""
+        if self.state is EngineState.KILLED:
+            return f"killed: {self.kill_reason}"
+        if self.state is EngineState.PAUSED:
+            return "paused by operator"
+        if self.book.mid is None:
+            return "waiting for a two-sided book"
+        if self._stale:
+            return "feed stale: quotes pulled"
+        if self.vol.vol_1h is None:
+            return (f"warming up volatility ({self.vol.samples}/"
+                    f"{self.strategy.vol_min_samples} samples)")
+        if self._breaker_on and self.risk.vol_breaker_action == "stop":
+            return "volatility breaker: quoting stopped"
+        return None
+
+    def _maintain_quotes(self, now_ns: int) -> list[Action]:
+        """Keep one bid and one ask working: repost both every refresh, refill a missing side."""
+        if self.state is not EngineState.QUOTING:
+            return _NO_ACTIONS
+        refresh = now_ns >= self._next_refresh_ns
+        missing = [s for s in (Side.BUY, Side.SELL)
+                   if self._quote_ids[s] is None and now_ns >= self._retry_ns[s]]
+        if not refresh and not missing:
+            return _NO_ACTIONS
+        if self._block_reason(now_ns) is not None:
+            return self._cancel_quotes(now_ns)
+        actions: list[Action] = []
+        if refresh:
+            actions += self._cancel_quotes(now_ns, spend=False)
+            missing = [Side.BUY, Side.SELL]
+            self._next_refresh_ns = now_ns + self._refresh_interval_ns()
+        places = self._new_quotes(now_ns, missing)
+        if not self.budget.can_spend(now_ns, len(actions) + len(places)):
+            if not self._throttled:
+                self._throttled = True
+                self._alert(now_ns, Severity.WARNING, "rate limit",
+                            f"throttling: {self.budget.used(now_ns)} of {self.budget.limit} calls "
+                            f"used in {self.risk.rate_limit_window_s:g} s; quotes held back",
+                            value=self.budget.used(now_ns), threshold=self.budget.limit)
+            self.budget.spend(now_ns, len(actions))
+            return actions
+        self._throttled = False
+        for place in places:
+            self._orders[place.order_id] = _Order(place.order_id, place.side, place.price,
+                                                  place.size_base, place.size_base, now_ns,
+                                                  is_hedge=False)
+            self._quote_ids[place.side] = place.order_id
+        actions += places
+        self.budget.spend(now_ns, len(actions))
+        return actions
+
+    def _refresh_interval_ns(self) -> int:
+        interval_s = self.strategy.refresh_interval_s
+        if self._adverse_on and self.risk.adverse_jitter_s > 0:
+            # The guide's answer to being picked off: a small random delay in quote timing.
+            interval_s += self._rng.uniform(0.0, self.risk.adverse_jitter_s)
+        return int(interval_s * _NS_PER_S)
+
+    def _new_quotes(self, now_ns: int, sides: list[Side]) -> list[PlaceQuote]:
+        mid = self.book.mid
+        assert mid is not None
+        spread = self.spread_now()
+        prices = quote_prices(
+            mid=mid,
+            total_bps=spread.total_bps,
+            inventory_usd=self.inventory_usd(),
+            max_inventory_usd=self.strategy.max_inventory_usd,
+            lean_factor=self.strategy.lean_factor,
+            tick_size=self.instrument.tick_size,
+        )
+        places: list[PlaceQuote] = []
+        for side in sides:
+            if side is Side.BUY:
+                ticks = prices.bid_ticks
+                best_ask = self.book.best_ask_ticks
+                if best_ask is not None:
+                    ticks = min(ticks, best_ask - 1)  # post-only: never cross the book
+            else:
+                ticks = prices.ask_ticks
+                best_bid = self.book.best_bid_ticks
+                if best_bid is not None:
+                    ticks = max(ticks, best_bid + 1)
+            if ticks <= 0:
+                continue
+            price = ticks_to_price(ticks, self.instrument.tick_size)
+            size = self._quote_size(now_ns, side, price, mid)
+            if size <= 0:
+                self._retry_ns[side] = self._next_refresh_ns
+                continue
+            places.append(PlaceQuote(self._next_id("q"), side, price, size))
+        return places
+
+    def _quote_size(self, now_ns: int, side: Side, price: float, mid: float) -> float:
+        """The quote size, cut so that a full fill of every open order on this side stays
+        inside the position cap (20% of capital per direction by default)."""
+        size = floor_lots(self.strategy.quote_size_usd / mid, self.instrument.lot_size)
+        exposure = int(side) * self.ledger.position_base + sum(
+            o.leaves_base for o in self._orders.values() if o.side is side and not o.is_hedge
+        )
+        room = floor_lots(self.position_cap_usd / price - exposure, self.instrument.lot_size)
+        blocked = room < size and room < self.instrument.lot_size
+        if blocked != self._cap_blocked[side]:
+            self._cap_blocked[side] = blocked
+            side_name = "bid" if side is Side.BUY else "ask"
+            inventory = self.inventory_usd()
+            if blocked:
+                self._alert(now_ns, Severity.WARNING, "position cap",
+                            f"not quoting the {side_name}: inventory ${inventory:,.0f} is at the "
+                            f"cap ${self.position_cap_usd:,.0f}",
+                            value=inventory, threshold=int(side) * self.position_cap_usd)
+            else:
+                self._alert(now_ns, Severity.INFO, "position cap",
+                            f"quoting the {side_name} again: inventory ${inventory:,.0f}",
+                            value=inventory, threshold=int(side) * self.position_cap_usd)
+        return min(size, max(room, 0.0))
+
+    def _cancel_quotes(self, now_ns: int, spend: bool = True) -> list[Action]:
+        actions: list[Action] = []
+        for side in (Side.BUY, Side.SELL):
+            order_id = self._quote_ids[side]
+            if order_id is None:
+                continue
+            self._quote_ids[side] = None
+            order = self._orders.get(order_id)
+            if order is not None and not order.cancel_sent:
+                order.cancel_sent = True
+                actions.append(CancelOrder(order_id))
+        if spend and actions:
+            self.budget.spend(now_ns, len(actions))
+        return actions
+
+    def _mark_all_cancelled(self) -> None:
+        for order in self._orders.values():
+            if not order.is_hedge:
+                order.cancel_sent = True
+        self._quote_ids[Side.BUY] = self._quote_ids[Side.SELL] = None
+
+    def _finish(self, order: _Order, now_ns: int, rested: bool = True) -> None:
+        """The order is gone from the venue: forget it and score it."""
+        self._orders.pop(order.order_id, None)
+        if order.is_hedge:
+            if self._hedge_id == order.order_id:
+                self._hedge_id = None
+            return
+        if self._quote_ids[order.side] == order.order_id:
+            self._quote_ids[order.side] = None
+        if rested:
+            self.fill_rate.on_quote_done(order.filled_any)
+            self._check_adverse(now_ns)
+
+    def _next_id(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}{self._seq}"
+
+    # ---- hedging ------------------------------------------------------------------------------
+
+    def _auto_hedge(self, now_ns: int) -> list[Action]:
+        """At 80% of max inventory, a taker order for half of it (the guide's numbers)."""
+        if not self.auto_hedge or self._hedge_id is not None or self.state is EngineState.KILLED:
+            return _NO_ACTIONS
+        if abs(self.inventory_usd()) < self.hedge_threshold_usd:
+            return _NO_ACTIONS
+        return self._hedge(now_ns, fraction=self.strategy.hedge_fraction, usd=None,
+                           reason="auto-hedge")
+
+    def _hedge(self, now_ns: int, *, fraction: float | None, usd: float | None,
+               reason: str) -> list[Action]:
+        if self._hedge_id is not None:
+            self._alert(now_ns, Severity.WARNING, "hedge",
+                        f"{reason} skipped: hedge {self._hedge_id} still in flight")
+            return _NO_ACTIONS
+        position = self.ledger.position_base
+        mid = self.book.mid
+        if position == 0 or mid is None:
+            if reason != "auto-hedge":
+                self._alert(now_ns, Severity.INFO, "hedge", f"{reason}: nothing to hedge")
+            return _NO_ACTIONS
+        lot = self.instrument.lot_size
+        if fraction is not None:
+            size = abs(position) if fraction >= 1.0 else floor_lots(abs(position) * fraction, lot)
+        else:
+            assert usd is not None
+            size = floor_lots(min(usd / mid, abs(position)), lot)
+        size = round(size, decimals_of(lot))
+        if size <= 0:
+            return _NO_ACTIONS
+        side = Side.SELL if position > 0 else Side.BUY
+        order_id = self._next_id("h")
+        self._hedge_id = order_id
+        self._orders[order_id] = _Order(order_id, side, mid, size, size, now_ns, is_hedge=True)
+        inventory = position * mid
+        self._alert(now_ns, Severity.INFO, "hedge",
+                    f"{reason}: {side.name.lower()} ${size * mid:,.2f} of "
+                    f"${abs(inventory):,.2f} {'long' if position > 0 else 'short'}",
+                    value=inventory, threshold=self.hedge_threshold_usd)
+        self.budget.spend(now_ns)
+        return [PlaceHedge(order_id, side, size, reason)]
+
+    # ---- risk controls ------------------------------------------------------------------------
+
+    def _roll_day(self, now_ns: int) -> None:
+        day = now_ns // _NS_PER_DAY
+        if day != self._day:
+            if self._day is not None:
+                self._day_start_net_usd = self.ledger.net_usd_at(self.book.mid)
+            self._day = day
+
+    def _check_daily_loss(self, now_ns: int) -> list[Action]:
+        if self.state is EngineState.KILLED:
+            return _NO_ACTIONS
+        day_pnl = self.day_pnl_usd()
+        limit = self.daily_loss_limit_usd
+        if day_pnl > -limit:
+            return _NO_ACTIONS
+        return self._kill(
+            now_ns,
+            f"daily loss limit: day P&L ${day_pnl:,.2f} <= -${limit:,.2f} "
+            f"({self.risk.daily_loss_limit_pct:g}% of capital)",
+            value=day_pnl, threshold=-limit,
+        )
+
+    def _check_vol_breaker(self, now_ns: int) -> None:
+        vol = self.vol.vol_1h
+        limit = self.risk.vol_breaker_pct_per_hour / 100.0
+        on = vol is not None and vol > limit
+        if on == self._breaker_on:
+            return
+        self._breaker_on = on
+        self._next_refresh_ns = now_ns  # requote at once at the new width (or pull quotes)
+        vol_pct = 0.0 if vol is None else vol * 100
+        if on:
+            action = ("spread widened to the cap" if self.risk.vol_breaker_action == "widen"
+                      else "quoting stopped")
+            self._alert(now_ns, Severity.CRITICAL, "vol breaker",
+                        f"volatility {vol_pct:.2f}%/h > {self.risk.vol_breaker_pct_per_hour:g}%/h: "
+                        f"{action}", value=vol_pct, threshold=self.risk.vol_breaker_pct_per_hour)
+        else:
+            self._alert(now_ns, Severity.INFO, "vol breaker",
+                        f"volatility back to {vol_pct:.2f}%/h: normal quoting",
+                        value=vol_pct, threshold=self.risk.vol_breaker_pct_per_hour)
+
+    def _check_stale_feed(self, now_ns: int) -> list[Action]:
+        if self._last_book_ns is None or self._stale:
+            return _NO_ACTIONS
+        age_s = (now_ns - self._last_book_ns) / _NS_PER_S
+        if age_s <= self.risk.stale_feed_s:
+            return _NO_ACTIONS
+        self._stale = True
+        self._alert(now_ns, Severity.WARNING, "stale feed",
+                    f"no book update for {age_s:.1f} s (> {self.risk.stale_feed_s:g} s): "
+                    "quotes pulled", value=age_s, threshold=self.risk.stale_feed_s)
+        return self._cancel_quotes(now_ns)
+
+    def _check_rate_budget(self, now_ns: int) -> None:
+        warn = self.budget.is_warning(now_ns)
+        if warn and not self._rate_warned:
+            used = self.budget.used(now_ns)
+            self._alert(now_ns, Severity.WARNING, "rate limit",
+                        f"{used} of {self.budget.limit} API calls used in the last "
+                        f"{self.risk.rate_limit_window_s:g} s (warn at "
+                        f"{self.risk.rate_limit_warn_pct:g}%)",
+                        value=used, threshold=self.budget.limit)
+        self._rate_warned = warn
+
+    def _check_adverse(self, now_ns: int) -> None:
+        rate = self.fill_rate.fill_rate
+        limit = self.risk.adverse_fill_rate_pct / 100.0
+        on = rate is not None and rate > limit
+        if on == self._adverse_on:
+            return
+        self._adverse_on = on
+        rate_pct = 0.0 if rate is None else rate * 100
+        if on:
+            self._alert(now_ns, Severity.WARNING, "adverse selection",
+                        f"fill rate {rate_pct:.0f}% > {self.risk.adverse_fill_rate_pct:g}%: "
+                        f"spread +{self.risk.adverse_widen_bps:g} bps, quote timing jittered",
+                        value=rate_pct, threshold=self.risk.adverse_fill_rate_pct)
+        else:
+            self._alert(now_ns, Severity.INFO, "adverse selection",
+                        f"fill rate back to {rate_pct:.0f}%: adverse widen off",
+                        value=rate_pct, threshold=self.risk.adverse_fill_rate_pct)
+
+    def _alert(self, now_ns: int, severity: Severity, control: str, message: str,
+               value: float | None = None, threshold: float | None = None) -> None:
+        self.alerts.append(Alert(now_ns, severity, control, message, value, threshold))
+
+    # ---- the picture for the console ----------------------------------------------------------
+
+    def resting_quote_count(self) -> int:
+        """Quotes we believe are live or may still be at the venue (sent, not yet confirmed gone)."""
+        return sum(1 for o in self._orders.values() if not o.is_hedge)
+
+    def snapshot(self, now_ns: int) -> EngineSnapshot:
+        book = self.book
+        mid = book.mid
+        if mid is not None:
+            self.ledger.mark(mid)
+        bids, asks = book.top(self.ladder_levels)
+        terms = self.ledger.terms()
+        block = self._block_reason(now_ns)
+        return EngineSnapshot(
+            ts_ns=now_ns,
+            symbol=self.instrument.symbol,
+            state=self.state,
+            status=block or "quoting",
+            mid=mid,
+            market_spread_bps=book.spread_bps,
+            bids=bids,
+            asks=asks,
+            bid_quote=self._quote_view(Side.BUY, mid, now_ns),
+            ask_quote=self._quote_view(Side.SELL, mid, now_ns),
+            inventory=InventoryView(
+                position_base=self.ledger.position_base,
+                inventory_usd=self.inventory_usd(),
+                max_inventory_usd=self.strategy.max_inventory_usd,
+                hedge_threshold_usd=self.hedge_threshold_usd,
+                position_cap_usd=self.position_cap_usd,
+                auto_hedge=self.auto_hedge,
+                hedge_in_flight=self._hedge_id is not None,
+            ),
+            spread=self.spread_now() if mid is not None else None,
+            vol_1h=self.vol.vol_1h,
+            pnl=PnlView(
+                terms=terms,
+                day_pnl_usd=terms.net_usd - self._day_start_net_usd,
+                daily_loss_limit_usd=self.daily_loss_limit_usd,
+                fees_paid_usd=self.ledger.fees_paid_usd,
+                volume_usd=self.ledger.volume_usd,
+                fills=self.ledger.fills,
+                fill_rate=self.fill_rate.fill_rate,
+                markouts_bps=tuple(self.markouts.mean_bps().items()),
+            ),
+            alerts=tuple(reversed(self.alerts)),
+            api_calls_used=self.budget.used(now_ns),
+            api_calls_limit=self.budget.limit,
+            feed_age_s=None if self._last_book_ns is None
+            else (now_ns - self._last_book_ns) / _NS_PER_S,
+            manual_widen_bps=self.manual_widen_bps,
+        )
+
+    def _quote_view(self, side: Side, mid: float | None, now_ns: int) -> QuoteView | None:
+        order_id = self._quote_ids[side]
+        order = self._orders.get(order_id) if order_id is not None else None
+        if order is None:
+            return None
+        distance = None if mid is None else int(side) * (mid - order.price) / mid * 1e4
+        return QuoteView(
+            side=side,
+            order_id=order.order_id,
+            price=order.price,
+            size_base=order.size_base,
+            leaves_base=order.leaves_base,
+            distance_bps=distance,
+            age_s=(now_ns - order.sent_ns) / _NS_PER_S,
+            state="resting" if order.accepted else "pending",
+        )
