@@ -38,7 +38,7 @@ class Instrument:
 
 @dataclass(frozen=True, slots=True)
 class BookUpdate:
-    """Book levels from the venue. A snapshot replaces the book; a delta sets levels (size 0 removes)."""
+    """Book levels from the venue: a snapshot replaces the book, a delta sets levels (0 removes)."""
 
     ts_ns: int
     bids: tuple[Level, ...]
@@ -177,7 +177,7 @@ class Narrow:
 
 @dataclass(frozen=True, slots=True)
 class HedgeNow:
-    """Hedge now: a fraction of the inventory, or a USD amount; neither means the setting's fraction."""
+    """Hedge now: a fraction of inventory or a USD amount; neither means the setting's fraction."""
 
     fraction: float | None = None
     usd: float | None = None

@@ -1,4 +1,4 @@
-"""P&L attribution as an identity: spread, rebates, inventory, hedge and funding sum to the equity change.
+"""P&L attribution as an identity: the terms sum to the equity change, exactly.
 
 Equity is cash plus the position marked to mid. Every event that changes equity changes exactly
 one or two terms by exactly that amount:
@@ -77,7 +77,13 @@ class PnlLedger:
         self._refresh_floats()
 
     def on_fill(
-        self, *, side: Side, price: float, size_base: float, fee_usd: float, is_maker: bool,
+        self,
+        *,
+        side: Side,
+        price: float,
+        size_base: float,
+        fee_usd: float,
+        is_maker: bool,
         mid: float | None,
     ) -> None:
         """Book one fill; `mid` is the market mid at the fill (the fill price if there is none)."""

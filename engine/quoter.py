@@ -56,7 +56,6 @@ from engine.volatility import RealizedVol
 
 _NS_PER_S = 1_000_000_000
 _NS_PER_DAY = 86_400 * _NS_PER_S
-_NO_ACTIONS: list[Action] = []
 _MAX_ALERTS = 200
 # After a reject, wait this long before trying that side again, so a market that keeps moving
 # through our post-only price cannot turn into a reject loop that burns the rate budget.
@@ -106,8 +105,9 @@ class Quoter:
         self.ledger = PnlLedger()
         self.fill_rate = FillRateMonitor(risk.fill_rate_window_quotes, risk.fill_rate_min_quotes)
         self.markouts = Markouts()
-        self.budget = RateBudget(risk.rate_limit_calls, risk.rate_limit_window_s,
-                                 risk.rate_limit_warn_pct)
+        self.budget = RateBudget(
+            risk.rate_limit_calls, risk.rate_limit_window_s, risk.rate_limit_warn_pct
+        )
         self.state = EngineState.QUOTING
         self.manual_widen_bps = 0.0
         self.auto_hedge = strategy.auto_hedge
@@ -187,7 +187,7 @@ class Quoter:
         if isinstance(event, Fill):
             return self.on_fill(event, now_ns)
         if isinstance(event, Trade):
-            return _NO_ACTIONS
+            return []
         if isinstance(event, FundingPayment):
             return self.on_funding(event, now_ns)
         return self.on_order_update(event, now_ns)
@@ -197,7 +197,7 @@ class Quoter:
             self.book.apply(update)
         except BookError as exc:
             self._alert(now_ns, Severity.WARNING, "feed", f"book update rejected: {exc}")
-            return _NO_ACTIONS
+            return []
         self._last_book_ns = now_ns
         mid = self.book.mid
         if mid is not None:
@@ -205,7 +205,9 @@ class Quoter:
             self.markouts.on_mid(mid, now_ns)
         if self._stale:
             self._stale = False
-            self._alert(now_ns, Severity.INFO, "stale feed", "book updates are back; quoting resumes")
+            self._alert(
+                now_ns, Severity.INFO, "stale feed", "book updates are back; quoting resumes"
+            )
         if self.ledger.position_base:
             # The loss limit is checked on every mark, not only on the timer: a fast market
             # must not carry us past it between two timer ticks.
@@ -215,12 +217,22 @@ class Quoter:
         return self._maintain_quotes(now_ns)
 
     def on_fill(self, fill: Fill, now_ns: int) -> list[Action]:
-        self.ledger.on_fill(side=fill.side, price=fill.price, size_base=fill.size_base,
-                            fee_usd=fill.fee_usd, is_maker=fill.is_maker, mid=self.book.mid)
+        self.ledger.on_fill(
+            side=fill.side,
+            price=fill.price,
+            size_base=fill.size_base,
+            fee_usd=fill.fee_usd,
+            is_maker=fill.is_maker,
+            mid=self.book.mid,
+        )
         order = self._orders.get(fill.order_id)
         if order is None:
-            self._alert(now_ns, Severity.WARNING, "orders",
-                        f"fill for unknown order {fill.order_id}: booked into inventory")
+            self._alert(
+                now_ns,
+                Severity.WARNING,
+                "orders",
+                f"fill for unknown order {fill.order_id}: booked into inventory",
+            )
         else:
             order.filled_any = True
             order.leaves_base = fill.leaves_base
@@ -241,14 +253,18 @@ class Quoter:
     ) -> list[Action]:
         order = self._orders.get(event.order_id)
         if order is None:
-            return _NO_ACTIONS
+            return []
         if isinstance(event, OrderAccepted):
             order.accepted = True
-            return _NO_ACTIONS
+            return []
         if isinstance(event, OrderRejected):
             kind = "hedge" if order.is_hedge else f"{order.side.name.lower()} quote"
-            self._alert(now_ns, Severity.WARNING, "orders",
-                        f"{kind} {order.order_id} rejected: {event.reason}")
+            self._alert(
+                now_ns,
+                Severity.WARNING,
+                "orders",
+                f"{kind} {order.order_id} rejected: {event.reason}",
+            )
             self._retry_ns[order.side] = now_ns + _REJECT_BACKOFF_NS
             self._finish(order, now_ns, rested=False)
             return self._maintain_quotes(now_ns)
@@ -286,16 +302,26 @@ class Quoter:
         if isinstance(command, Widen | Narrow):
             step = self.strategy.manual_widen_step_bps
             before = self.manual_widen_bps
-            self.manual_widen_bps = max(0.0, before + (step if isinstance(command, Widen) else -step))
-            self._alert(now_ns, Severity.INFO, "operator",
-                        f"manual widen {before:g} -> {self.manual_widen_bps:g} bps",
-                        value=self.manual_widen_bps)
+            self.manual_widen_bps = max(
+                0.0, before + (step if isinstance(command, Widen) else -step)
+            )
+            self._alert(
+                now_ns,
+                Severity.INFO,
+                "operator",
+                f"manual widen {before:g} -> {self.manual_widen_bps:g} bps",
+                value=self.manual_widen_bps,
+            )
             self._next_refresh_ns = now_ns  # requote at the new spread now, not in 3 s
             return self._maintain_quotes(now_ns)
         if isinstance(command, SetAutoHedge):
             self.auto_hedge = not self.auto_hedge if command.enabled is None else command.enabled
-            self._alert(now_ns, Severity.INFO, "operator",
-                        f"auto-hedge {'on' if self.auto_hedge else 'off'}")
+            self._alert(
+                now_ns,
+                Severity.INFO,
+                "operator",
+                f"auto-hedge {'on' if self.auto_hedge else 'off'}",
+            )
             return self._auto_hedge(now_ns)
         if isinstance(command, Flatten):
             return self._hedge(now_ns, fraction=1.0, usd=None, reason="operator flatten")
@@ -303,20 +329,25 @@ class Quoter:
             fraction = command.fraction
             if fraction is None and command.usd is None:
                 fraction = self.strategy.hedge_fraction
-            return self._hedge(now_ns, fraction=fraction, usd=command.usd,
-                               reason="operator hedge")
+            return self._hedge(now_ns, fraction=fraction, usd=command.usd, reason="operator hedge")
         raise TypeError(f"unknown command {command!r}")
 
     # ---- state changes ------------------------------------------------------------------------
 
-    def _kill(self, now_ns: int, reason: str, value: float | None = None,
-              threshold: float | None = None) -> list[Action]:
+    def _kill(
+        self, now_ns: int, reason: str, value: float | None = None, threshold: float | None = None
+    ) -> list[Action]:
         self.state = EngineState.KILLED
         self.kill_reason = reason
         self._mark_all_cancelled()
-        self._alert(now_ns, Severity.CRITICAL, "kill switch",
-                    f"KILLED: {reason}; all orders cancelled, quoting stopped",
-                    value=value, threshold=threshold)
+        self._alert(
+            now_ns,
+            Severity.CRITICAL,
+            "kill switch",
+            f"KILLED: {reason}; all orders cancelled, quoting stopped",
+            value=value,
+            threshold=threshold,
+        )
         self.budget.spend(now_ns)
         return [CancelAll(reason)]
 
@@ -324,11 +355,16 @@ class Quoter:
         if self.state is EngineState.KILLED:
             day_pnl = self.day_pnl_usd()
             if day_pnl <= -self.daily_loss_limit_usd:
-                self._alert(now_ns, Severity.CRITICAL, "daily loss",
-                            f"resume refused: day P&L ${day_pnl:,.2f} is past the daily loss "
-                            f"limit -${self.daily_loss_limit_usd:,.2f} until the next UTC day",
-                            value=day_pnl, threshold=-self.daily_loss_limit_usd)
-                return _NO_ACTIONS
+                self._alert(
+                    now_ns,
+                    Severity.CRITICAL,
+                    "daily loss",
+                    f"resume refused: day P&L ${day_pnl:,.2f} is past the daily loss "
+                    f"limit -${self.daily_loss_limit_usd:,.2f} until the next UTC day",
+                    value=day_pnl,
+                    threshold=-self.daily_loss_limit_usd,
+                )
+                return []
         was = self.state
         self.state = EngineState.QUOTING
         self.kill_reason = ""
@@ -339,9 +375,13 @@ class Quoter:
 
     def _set_paused(self, now_ns: int, paused: bool | None) -> list[Action]:
         if self.state is EngineState.KILLED:
-            self._alert(now_ns, Severity.WARNING, "operator",
-                        "pause ignored: the kill switch is on; resume first")
-            return _NO_ACTIONS
+            self._alert(
+                now_ns,
+                Severity.WARNING,
+                "operator",
+                "pause ignored: the kill switch is on; resume first",
+            )
+            return []
         if paused is None:
             paused = self.state is EngineState.QUOTING
         if paused:
@@ -363,8 +403,10 @@ class Quoter:
         if self._stale:
             return "feed stale: quotes pulled"
         if self.vol.vol_1h is None:
-            return (f"warming up volatility ({self.vol.samples}/"
-                    f"{self.strategy.vol_min_samples} samples)")
+            return (
+                f"warming up volatility ({self.vol.samples}/"
+                f"{self.strategy.vol_min_samples} samples)"
+            )
         if self._breaker_on and self.risk.vol_breaker_action == "stop":
             return "volatility breaker: quoting stopped"
         return None
@@ -372,12 +414,15 @@ class Quoter:
     def _maintain_quotes(self, now_ns: int) -> list[Action]:
         """Keep one bid and one ask working: repost both every refresh, refill a missing side."""
         if self.state is not EngineState.QUOTING:
-            return _NO_ACTIONS
+            return []
         refresh = now_ns >= self._next_refresh_ns
-        missing = [s for s in (Side.BUY, Side.SELL)
-                   if self._quote_ids[s] is None and now_ns >= self._retry_ns[s]]
+        missing = [
+            s
+            for s in (Side.BUY, Side.SELL)
+            if self._quote_ids[s] is None and now_ns >= self._retry_ns[s]
+        ]
         if not refresh and not missing:
-            return _NO_ACTIONS
+            return []
         if self._block_reason(now_ns) is not None:
             return self._cancel_quotes(now_ns)
         actions: list[Action] = []
@@ -389,17 +434,28 @@ class Quoter:
         if not self.budget.can_spend(now_ns, len(actions) + len(places)):
             if not self._throttled:
                 self._throttled = True
-                self._alert(now_ns, Severity.WARNING, "rate limit",
-                            f"throttling: {self.budget.used(now_ns)} of {self.budget.limit} calls "
-                            f"used in {self.risk.rate_limit_window_s:g} s; quotes held back",
-                            value=self.budget.used(now_ns), threshold=self.budget.limit)
+                self._alert(
+                    now_ns,
+                    Severity.WARNING,
+                    "rate limit",
+                    f"throttling: {self.budget.used(now_ns)} of {self.budget.limit} calls "
+                    f"used in {self.risk.rate_limit_window_s:g} s; quotes held back",
+                    value=self.budget.used(now_ns),
+                    threshold=self.budget.limit,
+                )
             self.budget.spend(now_ns, len(actions))
             return actions
         self._throttled = False
         for place in places:
-            self._orders[place.order_id] = _Order(place.order_id, place.side, place.price,
-                                                  place.size_base, place.size_base, now_ns,
-                                                  is_hedge=False)
+            self._orders[place.order_id] = _Order(
+                place.order_id,
+                place.side,
+                place.price,
+                place.size_base,
+                place.size_base,
+                now_ns,
+                is_hedge=False,
+            )
             self._quote_ids[place.side] = place.order_id
         actions += places
         self.budget.spend(now_ns, len(actions))
@@ -460,14 +516,24 @@ class Quoter:
             side_name = "bid" if side is Side.BUY else "ask"
             inventory = self.inventory_usd()
             if blocked:
-                self._alert(now_ns, Severity.WARNING, "position cap",
-                            f"not quoting the {side_name}: inventory ${inventory:,.0f} is at the "
-                            f"cap ${self.position_cap_usd:,.0f}",
-                            value=inventory, threshold=int(side) * self.position_cap_usd)
+                self._alert(
+                    now_ns,
+                    Severity.WARNING,
+                    "position cap",
+                    f"not quoting the {side_name}: inventory ${inventory:,.0f} is at the "
+                    f"cap ${self.position_cap_usd:,.0f}",
+                    value=inventory,
+                    threshold=int(side) * self.position_cap_usd,
+                )
             else:
-                self._alert(now_ns, Severity.INFO, "position cap",
-                            f"quoting the {side_name} again: inventory ${inventory:,.0f}",
-                            value=inventory, threshold=int(side) * self.position_cap_usd)
+                self._alert(
+                    now_ns,
+                    Severity.INFO,
+                    "position cap",
+                    f"quoting the {side_name} again: inventory ${inventory:,.0f}",
+                    value=inventory,
+                    threshold=int(side) * self.position_cap_usd,
+                )
         return min(size, max(room, 0.0))
 
     def _cancel_quotes(self, now_ns: int, spend: bool = True) -> list[Action]:
@@ -513,24 +579,30 @@ class Quoter:
     def _auto_hedge(self, now_ns: int) -> list[Action]:
         """At 80% of max inventory, a taker order for half of it (the guide's numbers)."""
         if not self.auto_hedge or self._hedge_id is not None or self.state is EngineState.KILLED:
-            return _NO_ACTIONS
+            return []
         if abs(self.inventory_usd()) < self.hedge_threshold_usd:
-            return _NO_ACTIONS
-        return self._hedge(now_ns, fraction=self.strategy.hedge_fraction, usd=None,
-                           reason="auto-hedge")
+            return []
+        return self._hedge(
+            now_ns, fraction=self.strategy.hedge_fraction, usd=None, reason="auto-hedge"
+        )
 
-    def _hedge(self, now_ns: int, *, fraction: float | None, usd: float | None,
-               reason: str) -> list[Action]:
+    def _hedge(
+        self, now_ns: int, *, fraction: float | None, usd: float | None, reason: str
+    ) -> list[Action]:
         if self._hedge_id is not None:
-            self._alert(now_ns, Severity.WARNING, "hedge",
-                        f"{reason} skipped: hedge {self._hedge_id} still in flight")
-            return _NO_ACTIONS
+            self._alert(
+                now_ns,
+                Severity.WARNING,
+                "hedge",
+                f"{reason} skipped: hedge {self._hedge_id} still in flight",
+            )
+            return []
         position = self.ledger.position_base
         mid = self.book.mid
         if position == 0 or mid is None:
             if reason != "auto-hedge":
                 self._alert(now_ns, Severity.INFO, "hedge", f"{reason}: nothing to hedge")
-            return _NO_ACTIONS
+            return []
         lot = self.instrument.lot_size
         if fraction is not None:
             size = abs(position) if fraction >= 1.0 else floor_lots(abs(position) * fraction, lot)
@@ -539,16 +611,21 @@ class Quoter:
             size = floor_lots(min(usd / mid, abs(position)), lot)
         size = round(size, decimals_of(lot))
         if size <= 0:
-            return _NO_ACTIONS
+            return []
         side = Side.SELL if position > 0 else Side.BUY
         order_id = self._next_id("h")
         self._hedge_id = order_id
         self._orders[order_id] = _Order(order_id, side, mid, size, size, now_ns, is_hedge=True)
         inventory = position * mid
-        self._alert(now_ns, Severity.INFO, "hedge",
-                    f"{reason}: {side.name.lower()} ${size * mid:,.2f} of "
-                    f"${abs(inventory):,.2f} {'long' if position > 0 else 'short'}",
-                    value=inventory, threshold=self.hedge_threshold_usd)
+        self._alert(
+            now_ns,
+            Severity.INFO,
+            "hedge",
+            f"{reason}: {side.name.lower()} ${size * mid:,.2f} of "
+            f"${abs(inventory):,.2f} {'long' if position > 0 else 'short'}",
+            value=inventory,
+            threshold=self.hedge_threshold_usd,
+        )
         self.budget.spend(now_ns)
         return [PlaceHedge(order_id, side, size, reason)]
 
@@ -563,16 +640,17 @@ class Quoter:
 
     def _check_daily_loss(self, now_ns: int) -> list[Action]:
         if self.state is EngineState.KILLED:
-            return _NO_ACTIONS
+            return []
         day_pnl = self.day_pnl_usd()
         limit = self.daily_loss_limit_usd
         if day_pnl > -limit:
-            return _NO_ACTIONS
+            return []
         return self._kill(
             now_ns,
             f"daily loss limit: day P&L ${day_pnl:,.2f} <= -${limit:,.2f} "
             f"({self.risk.daily_loss_limit_pct:g}% of capital)",
-            value=day_pnl, threshold=-limit,
+            value=day_pnl,
+            threshold=-limit,
         )
 
     def _check_vol_breaker(self, now_ns: int) -> None:
@@ -585,37 +663,61 @@ class Quoter:
         self._next_refresh_ns = now_ns  # requote at once at the new width (or pull quotes)
         vol_pct = 0.0 if vol is None else vol * 100
         if on:
-            action = ("spread widened to the cap" if self.risk.vol_breaker_action == "widen"
-                      else "quoting stopped")
-            self._alert(now_ns, Severity.CRITICAL, "vol breaker",
-                        f"volatility {vol_pct:.2f}%/h > {self.risk.vol_breaker_pct_per_hour:g}%/h: "
-                        f"{action}", value=vol_pct, threshold=self.risk.vol_breaker_pct_per_hour)
+            action = (
+                "spread widened to the cap"
+                if self.risk.vol_breaker_action == "widen"
+                else "quoting stopped"
+            )
+            self._alert(
+                now_ns,
+                Severity.CRITICAL,
+                "vol breaker",
+                f"volatility {vol_pct:.2f}%/h > {self.risk.vol_breaker_pct_per_hour:g}%/h: "
+                f"{action}",
+                value=vol_pct,
+                threshold=self.risk.vol_breaker_pct_per_hour,
+            )
         else:
-            self._alert(now_ns, Severity.INFO, "vol breaker",
-                        f"volatility back to {vol_pct:.2f}%/h: normal quoting",
-                        value=vol_pct, threshold=self.risk.vol_breaker_pct_per_hour)
+            self._alert(
+                now_ns,
+                Severity.INFO,
+                "vol breaker",
+                f"volatility back to {vol_pct:.2f}%/h: normal quoting",
+                value=vol_pct,
+                threshold=self.risk.vol_breaker_pct_per_hour,
+            )
 
     def _check_stale_feed(self, now_ns: int) -> list[Action]:
         if self._last_book_ns is None or self._stale:
-            return _NO_ACTIONS
+            return []
         age_s = (now_ns - self._last_book_ns) / _NS_PER_S
         if age_s <= self.risk.stale_feed_s:
-            return _NO_ACTIONS
+            return []
         self._stale = True
-        self._alert(now_ns, Severity.WARNING, "stale feed",
-                    f"no book update for {age_s:.1f} s (> {self.risk.stale_feed_s:g} s): "
-                    "quotes pulled", value=age_s, threshold=self.risk.stale_feed_s)
+        self._alert(
+            now_ns,
+            Severity.WARNING,
+            "stale feed",
+            f"no book update for {age_s:.1f} s (> {self.risk.stale_feed_s:g} s): quotes pulled",
+            value=age_s,
+            threshold=self.risk.stale_feed_s,
+        )
         return self._cancel_quotes(now_ns)
 
     def _check_rate_budget(self, now_ns: int) -> None:
         warn = self.budget.is_warning(now_ns)
         if warn and not self._rate_warned:
             used = self.budget.used(now_ns)
-            self._alert(now_ns, Severity.WARNING, "rate limit",
-                        f"{used} of {self.budget.limit} API calls used in the last "
-                        f"{self.risk.rate_limit_window_s:g} s (warn at "
-                        f"{self.risk.rate_limit_warn_pct:g}%)",
-                        value=used, threshold=self.budget.limit)
+            self._alert(
+                now_ns,
+                Severity.WARNING,
+                "rate limit",
+                f"{used} of {self.budget.limit} API calls used in the last "
+                f"{self.risk.rate_limit_window_s:g} s (warn at "
+                f"{self.risk.rate_limit_warn_pct:g}%)",
+                value=used,
+                threshold=self.budget.limit,
+            )
         self._rate_warned = warn
 
     def _check_adverse(self, now_ns: int) -> None:
@@ -627,23 +729,40 @@ class Quoter:
         self._adverse_on = on
         rate_pct = 0.0 if rate is None else rate * 100
         if on:
-            self._alert(now_ns, Severity.WARNING, "adverse selection",
-                        f"fill rate {rate_pct:.0f}% > {self.risk.adverse_fill_rate_pct:g}%: "
-                        f"spread +{self.risk.adverse_widen_bps:g} bps, quote timing jittered",
-                        value=rate_pct, threshold=self.risk.adverse_fill_rate_pct)
+            self._alert(
+                now_ns,
+                Severity.WARNING,
+                "adverse selection",
+                f"fill rate {rate_pct:.0f}% > {self.risk.adverse_fill_rate_pct:g}%: "
+                f"spread +{self.risk.adverse_widen_bps:g} bps, quote timing jittered",
+                value=rate_pct,
+                threshold=self.risk.adverse_fill_rate_pct,
+            )
         else:
-            self._alert(now_ns, Severity.INFO, "adverse selection",
-                        f"fill rate back to {rate_pct:.0f}%: adverse widen off",
-                        value=rate_pct, threshold=self.risk.adverse_fill_rate_pct)
+            self._alert(
+                now_ns,
+                Severity.INFO,
+                "adverse selection",
+                f"fill rate back to {rate_pct:.0f}%: adverse widen off",
+                value=rate_pct,
+                threshold=self.risk.adverse_fill_rate_pct,
+            )
 
-    def _alert(self, now_ns: int, severity: Severity, control: str, message: str,
-               value: float | None = None, threshold: float | None = None) -> None:
+    def _alert(
+        self,
+        now_ns: int,
+        severity: Severity,
+        control: str,
+        message: str,
+        value: float | None = None,
+        threshold: float | None = None,
+    ) -> None:
         self.alerts.append(Alert(now_ns, severity, control, message, value, threshold))
 
     # ---- the picture for the console ----------------------------------------------------------
 
     def resting_quote_count(self) -> int:
-        """Quotes we believe are live or may still be at the venue (sent, not yet confirmed gone)."""
+        """Quotes that are live or may still be at the venue (sent, not yet confirmed gone)."""
         return sum(1 for o in self._orders.values() if not o.is_hedge)
 
     def snapshot(self, now_ns: int) -> EngineSnapshot:
@@ -689,7 +808,8 @@ class Quoter:
             alerts=tuple(reversed(self.alerts)),
             api_calls_used=self.budget.used(now_ns),
             api_calls_limit=self.budget.limit,
-            feed_age_s=None if self._last_book_ns is None
+            feed_age_s=None
+            if self._last_book_ns is None
             else (now_ns - self._last_book_ns) / _NS_PER_S,
             manual_widen_bps=self.manual_widen_bps,
         )

@@ -14,7 +14,9 @@ class RateBudget:
 
     def __init__(self, limit: int, window_s: float, warn_pct: float = 80.0) -> None:
         if limit <= 0 or window_s <= 0:
-            raise ValueError(f"rate budget needs limit > 0 and window_s > 0, got {limit}, {window_s}")
+            raise ValueError(
+                f"rate budget needs limit > 0 and window_s > 0, got {limit}, {window_s}"
+            )
         self.limit = limit
         self.warn_pct = warn_pct
         self._window_ns = int(window_s * _NS_PER_S)

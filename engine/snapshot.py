@@ -1,4 +1,4 @@
-"""The immutable picture of the engine that the console renders: nothing here is computed by the screen."""
+"""The immutable picture of the engine that the console renders; the screen computes none of it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The spread model: every term of the quoted spread, the inventory lean, and prices on the tick grid."""
+"""The spread model: each term of the quoted spread, the inventory lean, prices on the tick grid."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def vol_premium_bps(vol_1h: float | None, coeff: float) -> float:
     return coeff * vol_1h * _BPS
 
 
-def inventory_premium_bps(inventory_usd: float, max_inventory_usd: float, at_max_bps: float) -> float:
+def inventory_premium_bps(
+    inventory_usd: float, max_inventory_usd: float, at_max_bps: float
+) -> float:
     """The guide's inventory premium: `abs(inventory) / max_inventory * 5` bps."""
     return abs(inventory_usd) / max_inventory_usd * at_max_bps
 
@@ -87,8 +89,9 @@ def spread_breakdown(
     )
 
 
-def lean_usd(inventory_usd: float, max_inventory_usd: float, half_spread_usd: float,
-             lean_factor: float) -> float:
+def lean_usd(
+    inventory_usd: float, max_inventory_usd: float, half_spread_usd: float, lean_factor: float
+) -> float:
     """The guide's lean, applied to both quotes: `-(inventory / max_inventory) * half_spread * 0.3`.
 
     Long inventory moves both quotes down: a cheaper ask sells the inventory sooner, a lower
@@ -116,11 +119,13 @@ def quote_prices(
     lean_factor: float,
     tick_size: float,
 ) -> QuotePrices:
-    """Bid and ask around mid, leaned against inventory; a bid never rounds up, an ask never down."""
+    """Bid and ask around mid, leaned against inventory; bids never round up, asks never down."""
     half = mid * total_bps / _BPS / 2.0
     lean = lean_usd(inventory_usd, max_inventory_usd, half, lean_factor)
     bid_ticks = math.floor((mid - half + lean) / tick_size + _TICK_EPS)
     ask_ticks = math.ceil((mid + half + lean) / tick_size - _TICK_EPS)
     if ask_ticks <= bid_ticks:  # a spread under one tick still quotes one tick wide
         ask_ticks = bid_ticks + 1
-    return QuotePrices(bid_ticks=bid_ticks, ask_ticks=ask_ticks, half_spread_usd=half, lean_usd=lean)
+    return QuotePrices(
+        bid_ticks=bid_ticks, ask_ticks=ask_ticks, half_spread_usd=half, lean_usd=lean
+    )

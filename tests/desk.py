@@ -40,8 +40,9 @@ def book_at(mid: float, ts_ns: int, half_ticks: int = 1, size_base: float = 5.0)
 
 class Desk:
     def __init__(self, strategy: dict | None = None, risk: dict | None = None) -> None:
-        self.quoter = Quoter(StrategySettings(**(strategy or {})), RiskSettings(**(risk or {})),
-                             INSTRUMENT)
+        self.quoter = Quoter(
+            StrategySettings(**(strategy or {})), RiskSettings(**(risk or {})), INSTRUMENT
+        )
         self.now_ns = 0
         self.mid = 100_000.0
         self.resting: dict[str, PlaceQuote] = {}
@@ -71,24 +72,43 @@ class Desk:
             self.sent.append(action)
             if isinstance(action, PlaceQuote):
                 self.resting[action.order_id] = action
-                done += self.execute(self.quoter.on_order_update(
-                    OrderAccepted(self.now_ns, action.order_id), self.now_ns))
+                done += self.execute(
+                    self.quoter.on_order_update(
+                        OrderAccepted(self.now_ns, action.order_id), self.now_ns
+                    )
+                )
             elif isinstance(action, CancelOrder):
                 if self.resting.pop(action.order_id, None) is not None:
-                    done += self.execute(self.quoter.on_order_update(
-                        OrderCanceled(self.now_ns, action.order_id), self.now_ns))
+                    done += self.execute(
+                        self.quoter.on_order_update(
+                            OrderCanceled(self.now_ns, action.order_id), self.now_ns
+                        )
+                    )
             elif isinstance(action, CancelAll):
                 for order_id in list(self.resting):
                     del self.resting[order_id]
-                    done += self.execute(self.quoter.on_order_update(
-                        OrderCanceled(self.now_ns, order_id), self.now_ns))
+                    done += self.execute(
+                        self.quoter.on_order_update(
+                            OrderCanceled(self.now_ns, order_id), self.now_ns
+                        )
+                    )
             elif isinstance(action, PlaceHedge):
                 self.hedges.append(action)
                 touch = self.mid - TICK if action.side is Side.SELL else self.mid + TICK
-                done += self.execute(self.quoter.on_fill(Fill(
-                    self.now_ns, action.order_id, action.side, touch, action.size_base,
-                    fee_usd=action.size_base * touch * TAKER_PCT / 100, is_maker=False),
-                    self.now_ns))
+                done += self.execute(
+                    self.quoter.on_fill(
+                        Fill(
+                            self.now_ns,
+                            action.order_id,
+                            action.side,
+                            touch,
+                            action.size_base,
+                            fee_usd=action.size_base * touch * TAKER_PCT / 100,
+                            is_maker=False,
+                        ),
+                        self.now_ns,
+                    )
+                )
         return done
 
     def quote(self, side: Side) -> PlaceQuote | None:
@@ -108,9 +128,12 @@ class Desk:
         else:
             self.resting[order.order_id] = PlaceQuote(order.order_id, side, order.price, leaves)
         fee = size * order.price * MAKER_PCT / 100
-        return self.execute(self.quoter.on_fill(
-            Fill(self.now_ns, order.order_id, side, order.price, size, fee, True, leaves),
-            self.now_ns))
+        return self.execute(
+            self.quoter.on_fill(
+                Fill(self.now_ns, order.order_id, side, order.price, size, fee, True, leaves),
+                self.now_ns,
+            )
+        )
 
     def command(self, command: Command) -> list[Action]:
         return self.execute(self.quoter.on_command(command, self.now_ns))

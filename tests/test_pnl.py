@@ -20,8 +20,14 @@ def fee(notional_usd: float, pct: float) -> float:
 def test_a_500_dollar_hedge_costs_12_and_a_half_cents():
     ledger = PnlLedger()
     ledger.mark(100_000.0)
-    ledger.on_fill(side=Side.SELL, price=100_000.0, size_base=0.005,
-                   fee_usd=fee(500.0, GUIDE_TAKER_PCT), is_maker=False, mid=100_000.0)
+    ledger.on_fill(
+        side=Side.SELL,
+        price=100_000.0,
+        size_base=0.005,
+        fee_usd=fee(500.0, GUIDE_TAKER_PCT),
+        is_maker=False,
+        mid=100_000.0,
+    )
     assert ledger.terms().hedge_usd == pytest.approx(-0.125)
     assert ledger.terms().net_usd == pytest.approx(-0.125)
 
@@ -30,10 +36,22 @@ def test_round_trip_at_5_bps_earns_the_spread_plus_two_rebates():
     # buy $100 at 99,975, sell $100 at 100,025 around a 100,000 mid
     ledger = PnlLedger()
     size = 0.001
-    ledger.on_fill(side=Side.BUY, price=99_975.0, size_base=size,
-                   fee_usd=fee(99.975, GUIDE_MAKER_PCT), is_maker=True, mid=100_000.0)
-    ledger.on_fill(side=Side.SELL, price=100_025.0, size_base=size,
-                   fee_usd=fee(100.025, GUIDE_MAKER_PCT), is_maker=True, mid=100_000.0)
+    ledger.on_fill(
+        side=Side.BUY,
+        price=99_975.0,
+        size_base=size,
+        fee_usd=fee(99.975, GUIDE_MAKER_PCT),
+        is_maker=True,
+        mid=100_000.0,
+    )
+    ledger.on_fill(
+        side=Side.SELL,
+        price=100_025.0,
+        size_base=size,
+        fee_usd=fee(100.025, GUIDE_MAKER_PCT),
+        is_maker=True,
+        mid=100_000.0,
+    )
     terms = ledger.terms()
     assert terms.spread_usd == pytest.approx(0.05)  # $0.025 each side
     assert terms.rebates_usd == pytest.approx(0.05)  # 0.025% of $200
@@ -43,16 +61,18 @@ def test_round_trip_at_5_bps_earns_the_spread_plus_two_rebates():
 
 def test_inventory_term_is_position_times_mid_move():
     ledger = PnlLedger()
-    ledger.on_fill(side=Side.BUY, price=100_000.0, size_base=0.01, fee_usd=0.0, is_maker=True,
-                   mid=100_000.0)
+    ledger.on_fill(
+        side=Side.BUY, price=100_000.0, size_base=0.01, fee_usd=0.0, is_maker=True, mid=100_000.0
+    )
     ledger.mark(99_000.0)
     assert ledger.terms().inventory_usd == pytest.approx(-10.0)
 
 
 def test_funding_charges_a_long_when_the_rate_is_positive():
     ledger = PnlLedger()
-    ledger.on_fill(side=Side.BUY, price=100_000.0, size_base=0.01, fee_usd=0.0, is_maker=True,
-                   mid=100_000.0)
+    ledger.on_fill(
+        side=Side.BUY, price=100_000.0, size_base=0.01, fee_usd=0.0, is_maker=True, mid=100_000.0
+    )
     ledger.on_funding(rate=0.0001, mark_price=100_000.0)
     assert ledger.terms().funding_usd == pytest.approx(-0.1)
 
@@ -85,16 +105,27 @@ def test_terms_sum_to_the_equity_change_for_any_event_sequence(sequence):
         elif event[0] == "fill":
             _, side, price, size, is_maker, mid = event
             pct = GUIDE_MAKER_PCT if is_maker else GUIDE_TAKER_PCT
-            ledger.on_fill(side=side, price=price, size_base=size,
-                           fee_usd=fee(size * price, pct), is_maker=is_maker, mid=mid)
+            ledger.on_fill(
+                side=side,
+                price=price,
+                size_base=size,
+                fee_usd=fee(size * price, pct),
+                is_maker=is_maker,
+                mid=mid,
+            )
         else:
             ledger.on_funding(rate=event[1], mark_price=event[2])
         ledger.mark(mid)
         # exact: starting equity is zero (no cash, no position)
         assert ledger.equity(mid) == ledger.net
     terms = ledger.terms()
-    parts = (terms.spread_usd + terms.rebates_usd + terms.inventory_usd + terms.hedge_usd
-             + terms.funding_usd)
+    parts = (
+        terms.spread_usd
+        + terms.rebates_usd
+        + terms.inventory_usd
+        + terms.hedge_usd
+        + terms.funding_usd
+    )
     tolerance = 1e-9 * max(1.0, ledger.volume_usd / 1e6)
     assert abs(float(ledger.equity(mid)) - terms.net_usd) <= tolerance
     assert abs(parts - terms.net_usd) <= tolerance

@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from desk import S, Desk
+from desk import Desk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,8 +101,9 @@ def test_hedge_now_in_usd_and_flatten_close_the_position():
 
 
 def test_the_position_cap_is_20_percent_of_capital_and_stops_the_side_that_adds():
-    desk = Desk(strategy={"quote_size_usd": 1000.0, "auto_hedge": False,
-                          "max_inventory_usd": 5000.0})
+    desk = Desk(
+        strategy={"quote_size_usd": 1000.0, "auto_hedge": False, "max_inventory_usd": 5000.0}
+    )
     assert desk.quoter.position_cap_usd == 2000.0
     desk.warm_up()
     desk.fill(Side.BUY)  # ~$1,000 long; next bid is cut to fit under $2,000
@@ -116,9 +117,10 @@ def test_the_position_cap_is_20_percent_of_capital_and_stops_the_side_that_adds(
 
 
 def test_kill_switch_fires_at_minus_300_on_10000_of_capital():
-    desk = Desk(strategy={"quote_size_usd": 2000.0, "auto_hedge": False,
-                          "max_inventory_usd": 5000.0},
-                risk={"vol_breaker_pct_per_hour": 1000.0})
+    desk = Desk(
+        strategy={"quote_size_usd": 2000.0, "auto_hedge": False, "max_inventory_usd": 5000.0},
+        risk={"vol_breaker_pct_per_hour": 1000.0},
+    )
     desk.warm_up()
     desk.fill(Side.BUY)  # 0.02 BTC at 99,950 (10 bps spread from the inventory premium)
     terms = desk.quoter.ledger.terms()
@@ -266,13 +268,19 @@ def test_a_crossed_or_malformed_book_is_rejected_with_an_alert():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["buy", "sell", "move", "wait"]),
-                          st.integers(-200, 200)), min_size=5, max_size=60),
-       st.floats(100.0, 3000.0))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["buy", "sell", "move", "wait"]), st.integers(-200, 200)),
+        min_size=5,
+        max_size=60,
+    ),
+    st.floats(100.0, 3000.0),
+)
 def test_our_quoting_never_takes_the_position_past_its_cap(script, quote_usd):
-    desk = Desk(strategy={"quote_size_usd": quote_usd, "auto_hedge": False,
-                          "max_inventory_usd": 5000.0},
-                risk={"vol_breaker_pct_per_hour": 1000.0, "daily_loss_limit_pct": 100.0})
+    desk = Desk(
+        strategy={"quote_size_usd": quote_usd, "auto_hedge": False, "max_inventory_usd": 5000.0},
+        risk={"vol_breaker_pct_per_hour": 1000.0, "daily_loss_limit_pct": 100.0},
+    )
     desk.warm_up()
     cap = desk.quoter.position_cap_usd
     for op, delta in script:
@@ -289,8 +297,15 @@ def test_our_quoting_never_takes_the_position_past_its_cap(script, quote_usd):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["buy", "sell", "move", "hedge", "half"]),
-                          st.integers(-500, 500)), min_size=5, max_size=60))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["buy", "sell", "move", "hedge", "half"]), st.integers(-500, 500)
+        ),
+        min_size=5,
+        max_size=60,
+    )
+)
 def test_pnl_terms_add_up_to_the_equity_change_through_the_core(script):
     desk = Desk(risk={"vol_breaker_pct_per_hour": 1000.0, "daily_loss_limit_pct": 100.0})
     desk.warm_up()

@@ -59,11 +59,23 @@ def test_lean_is_minus_inventory_ratio_times_half_spread_times_0_3():
 
 
 def test_quotes_straddle_mid_and_lean_moves_both_down_when_long():
-    flat = quote_prices(mid=100_000.0, total_bps=5.0, inventory_usd=0.0, max_inventory_usd=1000.0,
-                        lean_factor=0.3, tick_size=0.1)
+    flat = quote_prices(
+        mid=100_000.0,
+        total_bps=5.0,
+        inventory_usd=0.0,
+        max_inventory_usd=1000.0,
+        lean_factor=0.3,
+        tick_size=0.1,
+    )
     assert (flat.bid_ticks, flat.ask_ticks) == (999_750, 1_000_250)  # 99,975.0 / 100,025.0
-    long = quote_prices(mid=100_000.0, total_bps=5.0, inventory_usd=500.0,
-                        max_inventory_usd=1000.0, lean_factor=0.3, tick_size=0.1)
+    long = quote_prices(
+        mid=100_000.0,
+        total_bps=5.0,
+        inventory_usd=500.0,
+        max_inventory_usd=1000.0,
+        lean_factor=0.3,
+        tick_size=0.1,
+    )
     # lean -$3.75: bid 99,971.25 rounds down to 99,971.2; ask 100,021.25 rounds up to 100,021.3
     assert (long.bid_ticks, long.ask_ticks) == (999_712, 1_000_213)
 
@@ -75,8 +87,14 @@ def test_quotes_straddle_mid_and_lean_moves_both_down_when_long():
 )
 def test_bid_never_rounds_up_and_ask_never_rounds_down(mid, total_bps, inventory):
     tick = 0.1
-    q = quote_prices(mid=mid, total_bps=total_bps, inventory_usd=inventory,
-                     max_inventory_usd=1000.0, lean_factor=0.3, tick_size=tick)
+    q = quote_prices(
+        mid=mid,
+        total_bps=total_bps,
+        inventory_usd=inventory,
+        max_inventory_usd=1000.0,
+        lean_factor=0.3,
+        tick_size=tick,
+    )
     raw_bid = mid - q.half_spread_usd + q.lean_usd
     raw_ask = mid + q.half_spread_usd + q.lean_usd
     assert q.bid_ticks * tick <= raw_bid + 1e-6
@@ -93,9 +111,17 @@ def test_bid_never_rounds_up_and_ask_never_rounds_down(mid, total_bps, inventory
     cap=st.floats(1.0, 500.0),
 )
 def test_total_spread_never_exceeds_the_cap(vol, inventory, manual, adverse, breaker, cap):
-    s = spread_breakdown(base_bps=5.0, vol_1h=vol, vol_premium_coeff=0.05,
-                         inventory_usd=inventory, max_inventory_usd=1000.0,
-                         inventory_premium_at_max_bps=5.0, manual_widen_bps=manual,
-                         adverse_widen_bps=adverse, cap_bps=cap, breaker_widen=breaker)
+    s = spread_breakdown(
+        base_bps=5.0,
+        vol_1h=vol,
+        vol_premium_coeff=0.05,
+        inventory_usd=inventory,
+        max_inventory_usd=1000.0,
+        inventory_premium_at_max_bps=5.0,
+        manual_widen_bps=manual,
+        adverse_widen_bps=adverse,
+        cap_bps=cap,
+        breaker_widen=breaker,
+    )
     assert s.total_bps <= cap
     assert math.isfinite(s.total_bps)

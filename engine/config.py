@@ -1,0 +1,560 @@
+"""Operator settings: the validated model, where it is read from, and how its errors read."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+ENV_PREFIX = "PERPDESK_"
+ENV_NESTED_DELIMITER = "__"
+DEFAULT_CONFIG_PATH = Path("perpdesk.toml")
+SECRET_MASK = "********"
+
+# Every section rejects unknown keys (a typo must not silently fall back to a default), is
+# frozen (engine and screen share one instance), and refuses inf/nan.
+_SECTION_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+# Raised by cross-field checks so the error reads like any other: `section.field = value: rule`.
+_CROSS_FIELD_ERROR = "cross_field"
+
+
+def _cross_field_error(field: str, value: object, rule: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        _CROSS_FIELD_ERROR,
+        "{field} = {value}: {rule}",
+        {"field": field, "value": value, "rule": rule},
+    )
+
+
+class StrategySettings(BaseModel):
+    """What to quote and how wide: spread terms, size, inventory, lean, hedging, volatility."""
+
+    model_config = _SECTION_CONFIG
+
+    symbol: str = Field(default="BTC-PERP", min_length=1, description="market to quote")
+    capital_usd: float = Field(
+        default=10_000.0, gt=0, description="capital behind the book, in USD"
+    )
+    base_spread_bps: float = Field(
+        default=5.0, ge=0, description="narrowest full spread, bid to ask, in bps of mid"
+    )
+    quote_size_usd: float = Field(
+        default=100.0, gt=0, description="size of each quote, per side, in USD"
+    )
+    max_inventory_usd: float = Field(
+        default=1_000.0,
+        gt=0,
+        description="inventory at which premium and lean reach their maximum, in USD",
+    )
+    inventory_premium_bps: float = Field(
+        default=5.0, ge=0, description="spread added at max inventory, in bps (pro rata below it)"
+    )
+    # Why 0.05: the guide disagrees with itself. Its prose says "50% of the realized hourly
+    # volatility expressed in bps" (0.5: 2%/h = 200 bps of vol -> +100 bps), its code computes
+    # vol*100*0.5 (half the vol in percent: 2%/h -> +1 bp), and neither reproduces its own
+    # worked example: quiet market ~5 bps, 2%/h -> 15-20 bps. With base 5 bps, 2%/h = 200 bps
+    # of hourly vol must add 10 bps to reach 15, so 10/200 = 0.05; at max inventory the 5 bps
+    # inventory premium then gives the example's 20.
+    vol_premium_coeff: float = Field(
+        default=0.05,
+        ge=0,
+        description=(
+            "spread per bp of hourly realized vol, in bps/bp; 0.05: 2%/h adds 10 bps (guide's"
+            " example)"
+        ),
+    )
+    max_spread_bps: float = Field(
+        default=50.0, gt=0, description="hard cap on the full spread, in bps of mid"
+    )
+    lean_factor: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="quote shift at max inventory, as a fraction of the half-spread (0..1)",
+    )
+    refresh_interval_s: float = Field(
+        default=3.0, gt=0, description="stale-quote protection: cancel and repost every N s"
+    )
+    manual_widen_step_bps: float = Field(
+        default=2.0, gt=0, description="spread added per press of the widen key, in bps"
+    )
+    hedge_threshold_pct: float = Field(
+        default=80.0,
+        gt=0,
+        le=100,
+        description="hedge when inventory reaches this, in % of max inventory",
+    )
+    hedge_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="share of the inventory each hedge sells or buys (0..1]",
+    )
+    auto_hedge: bool = Field(
+        default=True, description="hedge automatically at the threshold (true/false)"
+    )
+    vol_estimator: Literal["realized", "ewma"] = Field(
+        default="realized", description="hourly vol from mid returns: realized (window) or ewma"
+    )
+    vol_window_s: float = Field(
+        default=300.0, gt=0, description="realized-vol lookback window, in s"
+    )
+    vol_sample_interval_s: float = Field(
+        default=1.0, gt=0, description="time between mid samples for vol, in s"
+    )
+    vol_ewma_halflife_s: float = Field(default=60.0, gt=0, description="ewma vol half-life, in s")
+    vol_min_samples: int = Field(
+        default=10, ge=2, description="returns needed before vol counts (no vol premium until then)"
+    )
+
+    @model_validator(mode="after")
+    def _base_below_cap(self) -> Self:
+        if self.base_spread_bps >= self.max_spread_bps:
+            raise _cross_field_error(
+                "base_spread_bps",
+                self.base_spread_bps,
+                f"must be < strategy.max_spread_bps ({self.max_spread_bps})",
+            )
+        return self
+
+
+class RiskSettings(BaseModel):
+    """The guide's risk controls: position cap, breakers, loss limit, rate limits, adverse fills."""
+
+    model_config = _SECTION_CONFIG
+
+    position_cap_pct: float = Field(
+        default=20.0,
+        gt=0,
+        le=100,
+        description="largest position per direction, in % of capital",
+    )
+    vol_breaker_pct_per_hour: float = Field(
+        default=5.0, gt=0, description="circuit breaker trips above this hourly vol, in % per hour"
+    )
+    vol_breaker_action: Literal["widen", "stop"] = Field(
+        default="widen", description="breaker action: widen (to max_spread_bps) or stop quoting"
+    )
+    daily_loss_limit_pct: float = Field(
+        default=3.0, gt=0, le=100, description="kill switch at this day's loss, in % of capital"
+    )
+    rate_limit_calls: int = Field(
+        default=1_200, gt=0, description="venue's call budget per window, in calls"
+    )
+    rate_limit_window_s: float = Field(default=60.0, gt=0, description="rate-limit window, in s")
+    rate_limit_warn_pct: float = Field(
+        default=80.0,
+        gt=0,
+        le=100,
+        description="warn, then throttle, at this share of the budget, in %",
+    )
+    adverse_fill_rate_pct: float = Field(
+        default=90.0,
+        gt=0,
+        le=100,
+        description="adverse selection: widen above this fill rate, in % of quotes",
+    )
+    adverse_widen_bps: float = Field(
+        default=5.0, ge=0, description="spread added while adverse selection is on, in bps"
+    )
+    adverse_jitter_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="random delay on quote timing while adverse selection is on, up to s",
+    )
+    fill_rate_window_quotes: int = Field(
+        default=50, ge=1, description="fill rate is measured over this many recent quotes"
+    )
+    fill_rate_min_quotes: int = Field(
+        default=20, ge=1, description="quotes needed before the fill-rate check acts"
+    )
+    stale_feed_s: float = Field(
+        default=5.0, gt=0, description="market data older than this is stale, in s"
+    )
+
+    @model_validator(mode="after")
+    def _min_quotes_fit_window(self) -> Self:
+        # Otherwise the adverse-selection control can never act, and nothing says so.
+        if self.fill_rate_min_quotes > self.fill_rate_window_quotes:
+            raise _cross_field_error(
+                "fill_rate_min_quotes",
+                self.fill_rate_min_quotes,
+                f"must be <= risk.fill_rate_window_quotes ({self.fill_rate_window_quotes})",
+            )
+        return self
+
+
+class VenueSettings(BaseModel):
+    """Where orders go, what it charges, and how we sign in."""
+
+    model_config = _SECTION_CONFIG
+
+    name: Literal["sim", "purpleflea", "hyperliquid"] = Field(
+        default="sim", description="venue: sim (built-in exchange), purpleflea or hyperliquid"
+    )
+    maker_fee_pct: float = Field(
+        default=-0.025, description="maker fee, in % of notional; negative = rebate received"
+    )
+    taker_fee_pct: float = Field(default=0.025, description="taker fee, in % of notional")
+    api_key: SecretStr | None = Field(
+        default=None, description="API key; prefer PERPDESK_VENUE__API_KEY (never printed)"
+    )
+    api_url: str | None = Field(default=None, description="API base URL (venue default if not set)")
+
+
+class SimSettings(BaseModel):
+    """The built-in simulated exchange: seed, speed, fees, price grid, takers, latency."""
+
+    model_config = _SECTION_CONFIG
+
+    seed: int = Field(default=7, description="random seed; same seed, same market")
+    speed: float = Field(default=1.0, gt=0, description="sim clock speed, in x real time")
+    fees: Literal["guide", "hyperliquid-base"] = Field(
+        default="guide", description="fee schedule: guide (-0.025%/0.025%) or hyperliquid-base"
+    )
+    start_price_usd: float = Field(default=100_000.0, gt=0, description="opening mid, in USD")
+    tick_size: float = Field(default=0.1, gt=0, description="price tick, in USD")
+    lot_size: float = Field(default=0.00001, gt=0, description="size step, in base units (BTC)")
+    informed_share: float = Field(
+        default=0.1, ge=0, le=1, description="share of takers who know the next move (0..1)"
+    )
+    latency_ms: float = Field(default=0.0, ge=0, description="order round-trip latency, in ms")
+    reject_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share of orders rejected (0..1)"
+    )
+
+
+class UiSettings(BaseModel):
+    """How the console looks and how often it redraws."""
+
+    model_config = _SECTION_CONFIG
+
+    theme: str = Field(default="perpdesk-dark", min_length=1, description="colour theme name")
+    fps: float = Field(default=15.0, ge=1, le=60, description="screen redraws per second (1..60)")
+    ladder_levels: int = Field(
+        default=10, ge=1, le=50, description="book levels shown per side (1..50)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _SourceInputs:
+    toml_path: Path | None
+    environ: Mapping[str, str]
+
+
+# load_settings passes its file and environment to settings_customise_sources (a classmethod
+# with a fixed signature) through this; a bare Settings() reads os.environ and no file.
+_SOURCE_INPUTS: ContextVar[_SourceInputs | None] = ContextVar("_SOURCE_INPUTS", default=None)
+
+
+class Settings(BaseSettings):
+    """All settings. Precedence: init kwargs > PERPDESK_* environment > TOML file > defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    strategy: StrategySettings = Field(
+        default_factory=StrategySettings, description="quoting: spread, size, inventory, hedge, vol"
+    )
+    risk: RiskSettings = Field(
+        default_factory=RiskSettings, description="risk controls and their limits"
+    )
+    venue: VenueSettings = Field(default_factory=VenueSettings, description="venue, fees, API")
+    sim: SimSettings = Field(default_factory=SimSettings, description="the built-in exchange")
+    ui: UiSettings = Field(default_factory=UiSettings, description="the console")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        inputs = _SOURCE_INPUTS.get()
+        if inputs is None:
+            return (init_settings, env_settings)
+        return (
+            init_settings,
+            _MappingEnvSource(settings_cls, inputs.environ),
+            _TomlFileSource(settings_cls, toml_file=inputs.toml_path),
+        )
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The standard environment source, reading a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+class _TomlFileSource(TomlConfigSettingsSource):
+    """The standard TOML source, with errors that name the file and a guard on secrets."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            data = super()._read_file(file_path)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError([f"config file {file_path}: invalid TOML: {err}"]) from None
+        except UnicodeDecodeError as err:
+            raise ConfigError([f"config file {file_path}: not UTF-8 text: {err}"]) from None
+        except OSError as err:
+            raise ConfigError([f"config file {file_path}: cannot read: {err.strerror}"]) from None
+        _refuse_readable_secrets(Path(file_path), data)
+        return data
+
+
+def _refuse_readable_secrets(path: Path, data: Mapping[str, Any]) -> None:
+    # DESIGN: secrets come from the environment or a file only its owner can read (ssh's rule).
+    if os.name != "posix":
+        return
+    secrets_present = [p for p in _SECRET_PATHS if _lookup(data, p) is not None]
+    if not secrets_present:
+        return
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(
+            [
+                f"config file {path}: holds {', '.join(secrets_present)} but other users can"
+                f" read it (mode {mode:o}); run: chmod 600 {path}"
+            ]
+        )
+
+
+def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _section_models() -> Iterator[tuple[str, type[BaseModel]]]:
+    for name, field in Settings.model_fields.items():
+        assert isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        yield name, field.annotation
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ())
+
+
+_SECRET_PATHS: tuple[str, ...] = tuple(
+    f"{section}.{name}"
+    for section, model in _section_models()
+    for name, field in model.model_fields.items()
+    if _is_secret(field.annotation)
+)
+
+
+class ConfigError(Exception):
+    """Settings could not be loaded; each problem is one line an operator can act on."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+def find_config_file(path: Path | None = None) -> Path | None:
+    """The file load_settings reads: `path` if given, else ./perpdesk.toml if it exists."""
+    if path is not None:
+        if not path.exists():
+            raise ConfigError([f"config file {path}: not found"])
+        if not path.is_file():
+            raise ConfigError([f"config file {path}: not a regular file"])
+        return path
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from defaults, the TOML file, then `env` (os.environ if None); or ConfigError."""
+    environ = os.environ if env is None else env
+    toml_path = find_config_file(path)
+    token = _SOURCE_INPUTS.set(_SourceInputs(toml_path=toml_path, environ=environ))
+    try:
+        return Settings()
+    except ValidationError as err:
+        raise ConfigError([_describe(e, environ) for e in err.errors()]) from None
+    except SettingsError as err:
+        raise ConfigError([_describe_env_parse_error(err, environ)]) from None
+    finally:
+        _SOURCE_INPUTS.reset(token)
+
+
+# --- validation errors as `setting = value: what is allowed` -------------------------------
+
+_RULES: dict[str, str] = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "literal_error": "must be {expected}",
+    "finite_number": "must be a finite number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text in quotes",
+    "string_too_short": "must not be empty",
+}
+
+
+def _describe(error: ErrorDetails, environ: Mapping[str, str]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    kind = error["type"]
+    ctx = error.get("ctx", {})
+    value: object = error["input"]
+    if kind == _CROSS_FIELD_ERROR:
+        loc.append(str(ctx["field"]))
+        value, rule = ctx["value"], str(ctx["rule"])
+    elif kind == "extra_forbidden":
+        # No value: an unknown key may be a misspelt secret (apikey = "...").
+        return _with_source(f"{'.'.join(loc)}: {_unknown_key(loc)}", loc, environ)
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        rule = f"must be a [{'.'.join(loc)}] table"
+    elif kind in _RULES:
+        rule = _RULES[kind].format(**{k: _plain_number(v) for k, v in ctx.items()})
+    else:
+        message = error["msg"]
+        rule = message[:1].lower() + message[1:]
+    env_var = _env_var_for(loc, environ)
+    if ".".join(loc) in _SECRET_PATHS:
+        shown = SECRET_MASK
+    elif env_var is not None and isinstance(value, str) and value:
+        shown = value  # as the operator typed it in the shell
+    else:
+        shown = _toml_value(value)
+    return _with_source(f"{'.'.join(loc)} = {shown}: {rule}", loc, environ)
+
+
+def _describe_env_parse_error(err: SettingsError, environ: Mapping[str, str]) -> str:
+    # A whole section given as JSON that does not parse (PERPDESK_RISK='{bad'). pydantic-settings
+    # names only the field, in its message, so that is where the section comes from.
+    match = re.search(r'field "(\w+)"', str(err))
+    env_var = _env_var_for([match.group(1)], environ) if match else None
+    if match is None or env_var is None:
+        return f"environment: {err}"
+    cause = f" ({err.__cause__})" if err.__cause__ else ""
+    return f"{match.group(1)}: not a valid JSON table{cause} (from {env_var})"
+
+
+def _unknown_key(loc: list[str]) -> str:
+    known: list[str]
+    if len(loc) == 1:
+        what, known = "section", list(Settings.model_fields)
+    else:
+        sections = dict(_section_models())
+        model = sections.get(loc[0])
+        what, known = "setting", list(model.model_fields) if model else []
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(known)}"
+    return f"unknown {what}{hint}"
+
+
+def _env_var_for(loc: list[str], environ: Mapping[str, str]) -> str | None:
+    """The PERPDESK_* variable that supplied the value at `loc`, if one did."""
+    names = {name.upper(): name for name in environ}
+    for depth in range(len(loc), 0, -1):
+        candidate = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:depth]).upper()
+        if candidate in names:
+            return names[candidate]
+    return None
+
+
+def _with_source(line: str, loc: list[str], environ: Mapping[str, str]) -> str:
+    env_var = _env_var_for(loc, environ)
+    return f"{line} (from {env_var})" if env_var else line
+
+
+# --- settings as TOML ----------------------------------------------------------------------
+
+
+def _plain_number(value: object) -> object:
+    """0.0 -> 0 in rules: pydantic hands float fields' bounds back as floats."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        if "e" in text:  # 1e-05 is valid TOML, but 0.00001 is what an operator writes
+            text = format(Decimal(text), "f")
+            text = text if "." in text else text + ".0"
+        return text
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def settings_as_toml(settings: Settings) -> str:
+    """The effective settings as TOML, one commented line per key; secrets never shown."""
+    blocks: list[str] = []
+    for section, model in _section_models():
+        values: BaseModel = getattr(settings, section)
+        rows: list[tuple[str, str]] = []
+        for name, field in model.model_fields.items():
+            value = getattr(values, name)
+            if value is None:
+                assignment = f"# {name} = (not set)"
+            elif isinstance(value, SecretStr):
+                # Commented out: pasting this output into a file must not set the key to the mask.
+                assignment = f'# {name} = "{SECRET_MASK}" (set)'
+            else:
+                assignment = f"{name} = {_toml_value(value)}"
+            rows.append((assignment, field.description or ""))
+        width = max(len(assignment) for assignment, _ in rows)
+        header = f"[{section}]"
+        section_doc = Settings.model_fields[section].description
+        lines = [f"{header}  # {section_doc}" if section_doc else header]
+        lines += [f"{a.ljust(width)}  # {d}" if d else a for a, d in rows]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"

@@ -1,0 +1,131 @@
+"""The `perpdesk` command line: `config` prints settings; bad settings exit 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tui.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def clean_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from an empty directory with no PERPDESK_* variables, whatever the shell has."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.upper().startswith("PERPDESK_"):
+            monkeypatch.delenv(name)
+
+
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PERPDESK_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_config_prints_the_default_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "[strategy]" in out
+    assert "base_spread_bps = 5.0" in out
+    assert tomllib.loads(out)["risk"]["daily_loss_limit_pct"] == 3.0
+
+
+def test_config_reads_the_file_given_before_or_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "desk.toml"
+    path.write_text("[strategy]\nbase_spread_bps = 7\n")
+    for argv in (["--config", str(path), "config"], ["config", "--config", str(path)]):
+        assert main(argv) == 0
+        assert "base_spread_bps = 7.0" in capsys.readouterr().out
+
+
+def test_config_reads_perpdesk_toml_in_the_working_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "perpdesk.toml").write_text("[ui]\nfps = 30\n")
+    assert main(["config"]) == 0
+    assert "fps = 30.0" in capsys.readouterr().out
+
+
+def test_environment_overrides_show_in_config(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PERPDESK_STRATEGY__BASE_SPREAD_BPS", "8")
+    assert main(["config"]) == 0
+    assert "base_spread_bps = 8.0" in capsys.readouterr().out
+
+
+def test_bad_settings_exit_2_with_one_prefixed_line_per_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[strategy]\nbase_spread_bps = -5\nquote_size_usd = 0\n")
+    assert main(["--config", str(path), "config"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "perpdesk: strategy.base_spread_bps = -5: must be >= 0",
+        "perpdesk: strategy.quote_size_usd = 0: must be > 0",
+    ]
+
+
+def test_a_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(tmp_path / "nope.toml"), "config"]) == 2
+    assert capsys.readouterr().err == f"perpdesk: config file {tmp_path / 'nope.toml'}: not found\n"
+
+
+def test_no_command_says_the_console_is_not_built_yet(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 1
+    assert capsys.readouterr().err == (
+        "perpdesk: the console is not built yet; try 'perpdesk config'\n"
+    )
+
+
+def test_usage_errors_return_2_instead_of_raising(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--no-such-flag"]) == 2
+    assert "perpdesk: error:" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+
+
+def test_config_as_a_real_process_exits_0(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, "config")
+    assert done.returncode == 0, done.stderr
+    assert "[strategy]" in done.stdout
+    assert "base_spread_bps = 5.0" in done.stdout
+
+
+def test_a_broken_file_as_a_real_process_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "perpdesk.toml").write_text("[strategy\nbase_spread_bps = 5\n")
+    done = run_cli(tmp_path, "config")
+    assert done.returncode == 2
+    assert done.stderr.startswith("perpdesk: config file perpdesk.toml: invalid TOML: ")
+    assert len(done.stderr.splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_the_cli_does_not_import_textual(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, tui.cli; print('textual' in sys.modules)"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "False", done.stderr
