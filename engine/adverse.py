@@ -17,24 +17,33 @@ class FillRateMonitor:
     minority of quotes; a quote that almost always fills is being picked off.
     """
 
-    __slots__ = ("_filled", "_outcomes", "min_quotes")
+    __slots__ = ("_filled", "_outcomes", "min_quotes", "total_filled", "total_quotes")
 
     def __init__(self, window_quotes: int, min_quotes: int) -> None:
         self._outcomes: deque[bool] = deque(maxlen=window_quotes)
         self._filled = 0
         self.min_quotes = min_quotes
+        self.total_quotes = 0
+        self.total_filled = 0
 
     def on_quote_done(self, filled: bool) -> None:
         outcomes = self._outcomes
         if len(outcomes) == outcomes.maxlen and outcomes[0]:
             self._filled -= 1
         outcomes.append(filled)
+        self.total_quotes += 1
         if filled:
             self._filled += 1
+            self.total_filled += 1
 
     @property
     def quotes(self) -> int:
         return len(self._outcomes)
+
+    @property
+    def lifetime_fill_rate(self) -> float | None:
+        """Filled share of every quote that has finished since the start."""
+        return self.total_filled / self.total_quotes if self.total_quotes else None
 
     @property
     def fill_rate(self) -> float | None:

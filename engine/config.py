@@ -243,6 +243,10 @@ class SimSettings(BaseModel):
     reject_rate: float = Field(
         default=0.0, ge=0, le=1, description="share of orders rejected (0..1)"
     )
+    regime: Literal["auto", "quiet", "normal", "volatile", "crash", "flat"] = Field(
+        default="auto", description="price regime: auto switches; or pin quiet..crash, flat"
+    )
+    funding: bool = Field(default=False, description="charge hourly funding (true/false)")
 
 
 class UiSettings(BaseModel):

@@ -761,6 +761,13 @@ class Quoter:
 
     # ---- the picture for the console ----------------------------------------------------------
 
+    def quoted_prices(self) -> tuple[float, float] | None:
+        """(bid, ask) of our live quotes when both sides are working, else None."""
+        bid_id, ask_id = self._quote_ids[Side.BUY], self._quote_ids[Side.SELL]
+        if bid_id is None or ask_id is None:
+            return None
+        return self._orders[bid_id].price, self._orders[ask_id].price
+
     def resting_quote_count(self) -> int:
         """Quotes that are live or may still be at the venue (sent, not yet confirmed gone)."""
         return sum(1 for o in self._orders.values() if not o.is_hedge)

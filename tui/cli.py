@@ -32,6 +32,97 @@ def _run_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_backtest(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    # engine imports here keep `perpdesk config` fast
+    import json
+
+    from engine.backtest import format_report, run_backtest
+    from engine.events import Instrument
+    from engine.quoter import Quoter
+    from engine.replay.binance import TapeError, read_tape
+    from engine.replay.venue import ReplayVenue
+    from engine.sim.configure import sim_params
+    from engine.sim.market import SimMarket
+    from engine.sim.params import fee_schedule
+
+    fees = args.fees or settings.sim.fees
+    seed = settings.sim.seed if args.seed is None else args.seed
+    venue: ReplayVenue | SimMarket
+    if args.replay is not None:
+        maker_pct, taker_pct = fee_schedule(fees)
+        instrument = Instrument("BTCUSDT", tick_size=0.1, lot_size=settings.sim.lot_size)
+        try:
+            venue = ReplayVenue(read_tape(args.replay), instrument, maker_fee_pct=maker_pct,
+                                taker_fee_pct=taker_pct)
+        except TapeError as err:
+            print(f"{PROG}: {err}", file=sys.stderr)
+            return 2
+        hours = args.hours
+    else:
+        overrides: dict[str, object] = {"seed": seed}
+        if args.regime is not None:
+            overrides["regime_override"] = None if args.regime == "auto" else args.regime
+        if args.informed_share is not None:
+            overrides["informed_share"] = args.informed_share
+        venue = SimMarket(sim_params(settings.sim, **overrides).with_fees(fees))
+        hours = 8.0 if args.hours is None else args.hours
+    quoter = Quoter(settings.strategy, settings.risk, venue.instrument, seed=seed)
+    show_progress = not args.json and sys.stderr.isatty()
+    try:
+        report, timing = run_backtest(venue, quoter, hours=hours,
+                                      progress=_ProgressBar() if show_progress else None)
+    except TapeError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    if show_progress:
+        print("\r\033[K", end="", file=sys.stderr)
+    report["seed"] = seed if args.replay is None else None
+    report["fees"] = fees
+    report["source"] = "sim" if args.replay is None else Path(args.replay).name
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        source = (f"embedded exchange, seed {seed}" if args.replay is None
+                  else f"replay of {report['source']}")
+        print(f"backtest: {source}, fees {fees}")
+        print(format_report(report, timing))
+    return 0
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, shown only once a run has taken two seconds."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._started = self._clock()
+
+    def __call__(self, fraction: float) -> None:
+        if self._clock() - self._started < 2.0:
+            return
+        width = 30
+        done = int(width * min(max(fraction, 0.0), 1.0))
+        bar = "#" * done + "-" * (width - done)
+        print(f"\r{PROG} backtest [{bar}] {fraction * 100:3.0f}%", end="", file=sys.stderr,
+              flush=True)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser: global options, one subparser per command; no command starts the console."""
     # --config is accepted before or after the command (`perpdesk config --config x.toml`).
@@ -62,6 +153,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the effective settings as TOML; secrets are never shown.",
     )
     config.set_defaults(handler=_run_config)
+
+    backtest = commands.add_parser(
+        "backtest",
+        parents=[common],
+        help="run the strategy against the embedded exchange or a recorded tape",
+        description="Run the quoter core on a simulated clock as fast as the CPU allows, "
+        "then print a report: volume, fills, each P&L term, drawdown, markouts, and the "
+        "day set beside the guide's hypothetical one.",
+    )
+    backtest.add_argument("--hours", type=_positive_float, default=None,
+                          help="simulated hours (default 8; a replay runs to the tape's end)")
+    backtest.add_argument("--seed", type=int, default=None, help="seed (default [sim] seed)")
+    backtest.add_argument("--fees", choices=["guide", "hyperliquid-base"], default=None,
+                          help="fee schedule (default [sim] fees)")
+    backtest.add_argument("--regime", default=None,
+                          choices=["auto", "quiet", "normal", "volatile", "crash", "flat"],
+                          help="pin the simulated price regime (default [sim] regime)")
+    backtest.add_argument("--informed-share", type=_share, default=None,
+                          help="share of informed takers, 0..1 (default [sim] informed_share)")
+    backtest.add_argument("--replay", type=Path, default=None, metavar="FILE",
+                          help="replay a recorded Binance USD-M stream instead of simulating")
+    backtest.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    backtest.set_defaults(handler=_run_backtest)
     return parser
 
 

@@ -1,0 +1,577 @@
+"""The embedded exchange: one simulated perp market, its matching, and our account on it.
+
+`SimMarket` is pure and deterministic: no I/O, no wall clock. Simulated time is integer
+nanoseconds; `step()` advances to the next occurrence and returns the events it produced, all
+stamped with its time. Occurrences, in priority order when they share a timestamp:
+
+1. our actions (`submit`, effective `latency_ms` later) and injected takers (`inject_taker`),
+   in the order they were submitted;
+2. the book interval: the fair price moves one step, the background book is redrawn around
+   it, our resting orders the new book crosses are filled, and a `BookUpdate` snapshot is
+   published (every interval, changed or not; it includes our own resting orders, as a real
+   venue's book does);
+3. a background taker (Poisson arrivals) walks the book;
+4. the hourly funding payment (when enabled).
+
+Random streams are separate and derived from the seed (price path, book, takers, venue
+rejects), so our orders never change the price path or the taker arrivals: two strategies
+on one seed face the same market, and the same actions give the same event stream.
+
+Fills:
+
+- Takers walk the combined book (background levels plus our quotes) in price-time priority.
+  Our quote joins the back of its price level: the background size displayed there when it
+  arrives is ahead of it (`queue_ahead`). The queue ahead shrinks only when takers trade at
+  that price, and is capped at the displayed size when the book is redrawn (a thinner level
+  cannot hide more size ahead of us than it shows). Partial fills happen.
+- A redraw whose opposite side reaches our price fills our order in full at our price as a
+  maker: the price moved through us. This is where most adverse selection comes from.
+- A share `informed_share` of takers know the fair price `informed_horizon_s` ahead and
+  trade toward it; the rest pick a side 50/50.
+- Hedges are taker IOCs: they walk the background book from the best price, one `Fill` per
+  level at that level's price, taker fee on each; what the displayed book cannot fill is
+  cancelled (`OrderCanceled`). They skip our own quotes (self-trade prevention leaves them
+  resting). No `OrderAccepted` is sent for a hedge: fills or the cancel are its answer.
+- What takers and hedges eat stays gone until the next redraw (at most one interval).
+
+Calibration (defaults; `bench/sim.py` prints the figures): the fair price runs at
+0.25 / 0.5 / 2 % an hour (quiet / normal / volatile, normal most of the time), 2 takers a
+second (lognormal, median $3,000, heavy tail) and ~$350k of background depth within 2.5 bps
+a side. A $100-a-side quote at +-2.5 bps, reposted around the mid every 3 s, is then filled
+mostly when the price moves 2.5 bps within its 3 s life and sometimes by a large taker
+sweeping the levels in front of it: on the order of 100 fills an hour in a normal regime and
+several times that in a volatile one; see the module docstring of `bench/sim.py` and the
+reply that introduced this module for the measured numbers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from bisect import insort
+from dataclasses import dataclass
+
+from engine.events import (
+    Action,
+    BookUpdate,
+    CancelAll,
+    CancelOrder,
+    Fill,
+    FundingPayment,
+    Instrument,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    PlaceHedge,
+    PlaceQuote,
+    Side,
+    Trade,
+    VenueEvent,
+)
+from engine.sim.background import BackgroundBook
+from engine.sim.params import Regime, SimParams
+from engine.sim.price import FairPricePath
+from engine.sim.units import GridFloats
+
+_NS_PER_S = 1_000_000_000
+_HOUR_NS = 3600 * _NS_PER_S
+_NEVER_NS = 1 << 62
+_LOT_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class _Taker:
+    """A market order from someone else (background flow, or injected by a test or a replay)."""
+
+    side: Side
+    lots: int
+
+
+class _RestingOrder:
+    """One of our quotes on the book."""
+
+    __slots__ = ("leaves_lots", "order_id", "price", "queue_ahead_lots", "seq", "side", "ticks")
+
+    def __init__(
+        self, order_id: str, side: Side, ticks: int, price: float, lots: int, queue: int, seq: int
+    ) -> None:
+        self.order_id = order_id
+        self.side = side
+        self.ticks = ticks
+        self.price = price
+        self.leaves_lots = lots
+        self.queue_ahead_lots = queue
+        self.seq = seq
+
+
+def _bid_key(order: _RestingOrder) -> tuple[int, int]:
+    return (-order.ticks, order.seq)
+
+
+def _ask_key(order: _RestingOrder) -> tuple[int, int]:
+    return (order.ticks, order.seq)
+
+
+class SimMarket:
+    """A simulated BTC perp venue: prices, background book, takers, our orders, our account."""
+
+    def __init__(self, params: SimParams) -> None:
+        self.params = params
+        self.instrument = Instrument(params.symbol, params.tick_size, params.lot_size)
+        self.now_ns = 0
+        self.position_base = 0.0
+        self.cash_usd = 0.0
+        seed = params.seed
+        self._taker_rng = random.Random(f"{seed}:takers")
+        self._venue_rng = random.Random(f"{seed}:venue")
+        self._book_interval_ns = max(1, round(params.book_interval_s * _NS_PER_S))
+        horizon_steps = round(params.informed_horizon_s / params.book_interval_s)
+        self._path = FairPricePath(params, random.Random(f"{seed}:price"), horizon_steps)
+        self._book = BackgroundBook(params, random.Random(f"{seed}:book"))
+        self._prices = GridFloats(params.tick_size)
+        self._sizes = GridFloats(params.lot_size)
+        self._tick_size = params.tick_size
+        self._lot_size = params.lot_size
+        self._maker_fee = params.maker_fee_pct / 100.0
+        self._taker_fee = params.taker_fee_pct / 100.0
+        self._latency_ns = round(params.latency_ms * 1_000_000)
+        self._taker_log_median = math.log(params.taker_median_usd)
+        self._position_lots = 0
+        self._seq = 0
+        self._orders: dict[str, _RestingOrder] = {}
+        self._bids: list[_RestingOrder] = []  # best first: price desc, then time
+        self._asks: list[_RestingOrder] = []  # best first: price asc, then time
+        self._pending: list[tuple[int, int, Action | _Taker]] = []
+        self._book_steps = 0
+        self._next_book_ns = 0
+        self._next_funding_ns = _HOUR_NS if params.funding_enabled else _NEVER_NS
+        self._next_taker_ns = self._draw_taker_gap_ns(0)
+        self._book.refresh(self._path.fair_usd, self._regime().depth_mult)
+
+    # ---- reading ---------------------------------------------------------------------------------
+
+    @property
+    def next_ts_ns(self) -> int:
+        """When the next occurrence happens (never before `now_ns`)."""
+        ts = self._next_book_ns
+        if self._next_taker_ns < ts:
+            ts = self._next_taker_ns
+        if self._next_funding_ns < ts:
+            ts = self._next_funding_ns
+        if self._pending and self._pending[0][0] <= ts:
+            ts = self._pending[0][0]
+        return ts
+
+    @property
+    def fair_mid(self) -> float:
+        """The latent fair price now: what markouts are measured against (no venue shows it)."""
+        return self._path.fair_usd
+
+    @property
+    def regime(self) -> str:
+        """Name of the price regime in force now."""
+        return self._path.regime.name
+
+    def equity_usd(self, mark: float) -> float:
+        return self.cash_usd + self.position_base * mark
+
+    def resting_orders(self) -> list[tuple[str, Side, float, float]]:
+        """Our live quotes as (order_id, side, price, leaves_base), oldest first."""
+        sizes = self._sizes
+        return [(o.order_id, o.side, o.price, sizes[o.leaves_lots]) for o in self._orders.values()]
+
+    def queue_ahead_base(self, order_id: str) -> float:
+        """Background size ahead of our order at its price (KeyError if it is not resting)."""
+        return self._sizes[self._orders[order_id].queue_ahead_lots]
+
+    # ---- input -----------------------------------------------------------------------------------
+
+    def submit(self, action: Action, now_ns: int) -> None:
+        """Send one of our actions; it takes effect at now_ns + latency (never in the past) and
+        its results come out of `step()`."""
+        self._push(max(now_ns + self._latency_ns, self.now_ns), action)
+
+    def inject_taker(self, side: Side, size_base: float, now_ns: int) -> None:
+        """Someone else's market order, at now_ns (no latency: it is not ours). For scripted
+        scenarios and replays; it walks the combined book like any background taker."""
+        lots = math.floor(size_base / self._lot_size + _LOT_EPS)
+        if lots <= 0:
+            raise ValueError(f"taker size {size_base!r} is below one lot ({self._lot_size})")
+        self._push(max(now_ns, self.now_ns), _Taker(side, lots))
+
+    def _push(self, ts_ns: int, item: Action | _Taker) -> None:
+        self._seq += 1
+        heapq.heappush(self._pending, (ts_ns, self._seq, item))
+
+    # ---- the clock -------------------------------------------------------------------------------
+
+    def step(self) -> list[VenueEvent]:
+        """Advance to `next_ts_ns`, process exactly that occurrence, return its events."""
+        ts = self.next_ts_ns
+        self.now_ns = ts
+        events: list[VenueEvent] = []
+        if self._pending and self._pending[0][0] == ts:
+            item = heapq.heappop(self._pending)[2]
+            if isinstance(item, _Taker):
+                self._take(item.side, item.lots, ts, events, None)
+            else:
+                self._act(item, ts, events)
+        elif self._next_book_ns == ts:
+            self._on_book_interval(ts, events)
+        elif self._next_taker_ns == ts:
+            self._on_background_taker(ts, events)
+        else:
+            self._on_funding(ts, events)
+        return events
+
+    def _regime(self) -> Regime:
+        return self._path.regime
+
+    # ---- the book interval ---------------------------------------------------------------------
+
+    def _on_book_interval(self, ts: int, events: list[VenueEvent]) -> None:
+        self._next_book_ns = ts + self._book_interval_ns
+        book = self._book
+        if self._book_steps:  # the path's present at t=0 is the start price, drawn in __init__
+            fair = self._path.advance()
+            book.refresh(fair, self._regime().depth_mult)
+        self._book_steps += 1
+        if self._bids:
+            self._settle_resting(self._bids, True, book.top_ask_ticks, ts, events)
+        if self._asks:
+            self._settle_resting(self._asks, False, book.top_bid_ticks, ts, events)
+        events.append(self._snapshot(ts))
+
+    def _settle_resting(
+        self,
+        orders: list[_RestingOrder],
+        is_bid: bool,
+        opposite_top_ticks: int,
+        ts: int,
+        events: list[VenueEvent],
+    ) -> None:
+        """After a redraw: fill our orders the opposite side now reaches, cap the queues."""
+        book = self._book
+        done = False
+        for order in orders:
+            crossed = (
+                order.ticks >= opposite_top_ticks if is_bid else order.ticks <= opposite_top_ticks
+            )
+            if crossed:
+                # the price moved through us: the crowd on the other side traded into our quote
+                lots = order.leaves_lots
+                self._maker_fill(order, lots, ts, events)
+                events.append(Trade(ts, order.price, self._sizes[lots], order.side.opposite))
+                done = True
+                continue
+            if order.queue_ahead_lots:
+                shown = book.lots_at(is_bid, order.ticks)
+                if shown < order.queue_ahead_lots:
+                    order.queue_ahead_lots = shown
+        if done:
+            orders[:] = [o for o in orders if o.leaves_lots]
+
+    def _snapshot(self, ts: int) -> BookUpdate:
+        book = self._book
+        prices = self._prices
+        bid_prices = [prices[t] for t in book.bid_ticks]
+        ask_prices = [prices[t] for t in book.ask_ticks]
+        bid_sizes = book.bid_sizes_base  # fresh after a redraw: what the shape says
+        ask_sizes = book.ask_sizes_base
+        if self._bids:
+            bid_prices, bid_sizes = self._with_ours(bid_prices, bid_sizes, self._bids, True)
+        if self._asks:
+            ask_prices, ask_sizes = self._with_ours(ask_prices, ask_sizes, self._asks, False)
+        return BookUpdate(
+            ts,
+            tuple(zip(bid_prices, bid_sizes, strict=True)),
+            tuple(zip(ask_prices, ask_sizes, strict=True)),
+            True,
+        )
+
+    def _with_ours(
+        self, prices: list[float], sizes: list[float], ours: list[_RestingOrder], is_bid: bool
+    ) -> tuple[list[float], list[float]]:
+        """One side of the published book with our resting orders added (a venue's book shows
+        everyone's orders, ours included); still `book_levels` deep."""
+        book = self._book
+        level_lots = book.bid_lots if is_bid else book.ask_lots
+        n_levels = self.params.book_levels
+        sizes = sizes.copy()
+        inserted = 0
+        n_ours = len(ours)
+        k = n_ours - 1
+        while k >= 0:  # worst price first, so the indexes of better prices stay valid
+            order = ours[k]
+            lots = order.leaves_lots
+            k -= 1
+            while k >= 0 and ours[k].ticks == order.ticks:  # our orders sharing a price
+                lots += ours[k].leaves_lots
+                k -= 1
+            index, exact = book.position(is_bid, order.ticks)
+            if index >= n_levels:
+                continue
+            if exact:
+                sizes[index] = self._sizes[level_lots[index] + lots]
+            else:
+                prices.insert(index, order.price)
+                sizes.insert(index, self._sizes[lots])
+                inserted += 1
+        if inserted:
+            del prices[n_levels:]
+            del sizes[n_levels:]
+        return prices, sizes
+
+    # ---- takers --------------------------------------------------------------------------------
+
+    def _draw_taker_gap_ns(self, ts: int) -> int:
+        # the rate of the regime in force when the previous taker came; regimes last minutes,
+        # takers come every half second, so the lag is invisible
+        rate = self.params.taker_rate_per_s * self._regime().taker_rate_mult
+        if rate <= 0.0:
+            return _NEVER_NS
+        return ts + 1 + int(self._taker_rng.expovariate(rate) * _NS_PER_S)
+
+    def _on_background_taker(self, ts: int, events: list[VenueEvent]) -> None:
+        rng = self._taker_rng
+        fair = self._path.fair_usd
+        self._next_taker_ns = self._draw_taker_gap_ns(ts)
+        notional_usd = rng.lognormvariate(self._taker_log_median, self.params.taker_size_sigma)
+        informed = rng.random() < self.params.informed_share
+        coin = rng.random() < 0.5
+        lots = int(notional_usd / fair / self._lot_size)
+        if lots <= 0:
+            return
+        if informed:
+            future = self._path.future_fair_usd
+            side = Side.BUY if future > fair or (future == fair and coin) else Side.SELL
+        else:
+            side = Side.BUY if coin else Side.SELL
+        self._take(side, lots, ts, events, None)
+
+    def _take(
+        self, side: Side, lots: int, ts: int, events: list[VenueEvent], hedge_id: str | None
+    ) -> int:
+        """Walk the book against an aggressor of `side` for `lots`; return the lots left over.
+
+        Background takers (`hedge_id` None) meet our quotes in price-time priority; our own
+        hedge (`hedge_id` set) walks the background only and is filled as a taker.
+        """
+        book = self._book
+        if side is Side.BUY:
+            level_ticks, level_lots, ours, is_bid = book.ask_ticks, book.ask_lots, self._asks, False
+        else:
+            level_ticks, level_lots, ours, is_bid = book.bid_ticks, book.bid_lots, self._bids, True
+        if hedge_id is not None:
+            ours_walked: list[_RestingOrder] = []
+        else:
+            ours_walked = ours
+        n_levels = len(level_ticks)
+        n_ours = len(ours_walked)
+        prices, sizes = self._prices, self._sizes
+        remaining = lots
+        i = j = 0
+        any_done = False
+        while remaining:
+            while i < n_levels and not level_lots[i]:
+                i += 1
+            if i < n_levels:
+                ticks = level_ticks[i]
+                if j < n_ours:
+                    our_ticks = ours_walked[j].ticks
+                    if (our_ticks > ticks) if is_bid else (our_ticks < ticks):
+                        ticks = our_ticks
+            elif j < n_ours:
+                ticks = ours_walked[j].ticks
+            else:
+                break  # the displayed book is exhausted
+            shown = level_lots[i] if i < n_levels and level_ticks[i] == ticks else 0
+            traded = 0
+            background_done = 0
+            while j < n_ours and ours_walked[j].ticks == ticks:
+                order = ours_walked[j]
+                j += 1
+                if not remaining:
+                    continue
+                queue = order.queue_ahead_lots
+                ahead = (queue if queue < shown else shown) - background_done
+                if ahead > 0:
+                    take = ahead if ahead < remaining else remaining
+                    background_done += take
+                    remaining -= take
+                if remaining:
+                    take = order.leaves_lots if order.leaves_lots < remaining else remaining
+                    remaining -= take
+                    traded += take
+                    self._maker_fill(order, take, ts, events)
+                    any_done = any_done or not order.leaves_lots
+            if remaining and shown > background_done:
+                take = shown - background_done
+                take = take if take < remaining else remaining
+                background_done += take
+                remaining -= take
+            if background_done:  # only ever taken from `shown`, i.e. level i
+                level_lots[i] -= background_done
+                for order in ours_walked[j - 1 :: -1] if j else ():
+                    if order.ticks != ticks:
+                        break
+                    if order.leaves_lots and order.queue_ahead_lots:
+                        order.queue_ahead_lots = max(0, order.queue_ahead_lots - background_done)
+            traded += background_done
+            price = prices[ticks]
+            if hedge_id is not None:
+                self._taker_fill(hedge_id, side, price, background_done, remaining, ts, events)
+            events.append(Trade(ts, price, sizes[traded], side))
+        if any_done:
+            ours[:] = [o for o in ours if o.leaves_lots]
+        if hedge_id is not None:
+            for order in ours:  # the hedge ate background in front of our quotes
+                if order.queue_ahead_lots:
+                    shown = book.lots_at(is_bid, order.ticks)
+                    if shown < order.queue_ahead_lots:
+                        order.queue_ahead_lots = shown
+        return remaining
+
+    # ---- fills and the account ------------------------------------------------------------------
+
+    def _maker_fill(
+        self, order: _RestingOrder, lots: int, ts: int, events: list[VenueEvent]
+    ) -> None:
+        order.leaves_lots -= lots
+        size_base = self._sizes[lots]
+        price = order.price
+        fee_usd = size_base * price * self._maker_fee
+        self._book_fill(order.side, lots, size_base, price, fee_usd)
+        events.append(
+            Fill(ts, order.order_id, order.side, price, size_base, fee_usd, True,
+                 self._sizes[order.leaves_lots])
+        )  # fmt: skip
+        if not order.leaves_lots:
+            del self._orders[order.order_id]
+
+    def _taker_fill(
+        self,
+        order_id: str,
+        side: Side,
+        price: float,
+        lots: int,
+        leaves_lots: int,
+        ts: int,
+        events: list[VenueEvent],
+    ) -> None:
+        size_base = self._sizes[lots]
+        fee_usd = size_base * price * self._taker_fee
+        self._book_fill(side, lots, size_base, price, fee_usd)
+        events.append(
+            Fill(ts, order_id, side, price, size_base, fee_usd, False, self._sizes[leaves_lots])
+        )
+
+    def _book_fill(
+        self, side: Side, lots: int, size_base: float, price: float, fee_usd: float
+    ) -> None:
+        """cash -= side * size * price + fee (a negative fee, a rebate, adds cash)."""
+        self._position_lots += side * lots
+        position_lots = self._position_lots
+        self.position_base = (
+            self._sizes[position_lots] if position_lots >= 0 else -self._sizes[-position_lots]
+        )
+        self.cash_usd -= side * size_base * price + fee_usd
+
+    def _on_funding(self, ts: int, events: list[VenueEvent]) -> None:
+        self._next_funding_ns = ts + _HOUR_NS
+        rate = self.params.funding_rate_per_hour
+        mark = self._path.fair_usd
+        # a long pays rate * position * mark when the rate is positive (events.FundingPayment)
+        self.cash_usd -= self.position_base * mark * rate
+        events.append(FundingPayment(ts, rate, mark))
+
+    # ---- our actions -----------------------------------------------------------------------------
+
+    def _act(self, action: Action, ts: int, events: list[VenueEvent]) -> None:
+        if isinstance(action, PlaceQuote):
+            self._place_quote(action, ts, events)
+        elif isinstance(action, CancelOrder):
+            order = self._orders.pop(action.order_id, None)
+            if order is None:
+                events.append(OrderRejected(ts, action.order_id, "unknown order"))
+                return
+            (self._bids if order.side is Side.BUY else self._asks).remove(order)
+            events.append(OrderCanceled(ts, order.order_id))
+        elif isinstance(action, CancelAll):
+            for order_id in self._orders:
+                events.append(OrderCanceled(ts, order_id))
+            self._orders.clear()
+            self._bids.clear()
+            self._asks.clear()
+        elif isinstance(action, PlaceHedge):
+            self._place_hedge(action, ts, events)
+        else:  # pragma: no cover - the Action union is closed
+            raise TypeError(f"not a venue action: {action!r}")
+
+    def _reject(self, order_id: str, reason: str, ts: int, events: list[VenueEvent]) -> None:
+        events.append(OrderRejected(ts, order_id, reason))
+
+    def _place_quote(self, action: PlaceQuote, ts: int, events: list[VenueEvent]) -> None:
+        order_id = action.order_id
+        if order_id in self._orders:
+            self._reject(order_id, "duplicate order id", ts, events)
+            return
+        ticks = round(action.price / self._tick_size)
+        if abs(ticks * self._tick_size - action.price) > self._tick_size * 1e-6:
+            reason = f"price {action.price!r} is off the {self._tick_size} tick grid"
+            self._reject(order_id, reason, ts, events)
+            return
+        lots = math.floor(action.size_base / self._lot_size + _LOT_EPS)
+        if lots <= 0:
+            reason = f"size {action.size_base!r} is below one lot ({self._lot_size})"
+            self._reject(order_id, reason, ts, events)
+            return
+        rate = self.params.reject_rate
+        if rate and self._venue_rng.random() < rate:
+            self._reject(order_id, "simulated reject", ts, events)
+            return
+        book = self._book
+        is_bid = action.side is Side.BUY
+        if is_bid:
+            best_ask = book.best_ask_ticks()
+            if self._asks and (best_ask is None or self._asks[0].ticks < best_ask):
+                best_ask = self._asks[0].ticks
+            if best_ask is not None and ticks >= best_ask:
+                self._reject(order_id, "post-only would cross", ts, events)
+                return
+        else:
+            best_bid = book.best_bid_ticks()
+            if self._bids and (best_bid is None or self._bids[0].ticks > best_bid):
+                best_bid = self._bids[0].ticks
+            if best_bid is not None and ticks <= best_bid:
+                self._reject(order_id, "post-only would cross", ts, events)
+                return
+        self._seq += 1
+        order = _RestingOrder(
+            order_id, action.side, ticks, self._prices[ticks], lots, book.lots_at(is_bid, ticks),
+            self._seq,
+        )  # fmt: skip
+        self._orders[order_id] = order
+        if is_bid:
+            insort(self._bids, order, key=_bid_key)
+        else:
+            insort(self._asks, order, key=_ask_key)
+        events.append(OrderAccepted(ts, order_id))
+
+    def _place_hedge(self, action: PlaceHedge, ts: int, events: list[VenueEvent]) -> None:
+        order_id = action.order_id
+        if order_id in self._orders:
+            self._reject(order_id, "duplicate order id", ts, events)
+            return
+        lots = math.floor(action.size_base / self._lot_size + _LOT_EPS)
+        if lots <= 0:
+            reason = f"size {action.size_base!r} is below one lot ({self._lot_size})"
+            self._reject(order_id, reason, ts, events)
+            return
+        rate = self.params.reject_rate
+        if rate and self._venue_rng.random() < rate:
+            self._reject(order_id, "simulated reject", ts, events)
+            return
+        if self._take(action.side, lots, ts, events, order_id):
+            events.append(OrderCanceled(ts, order_id))  # the IOC remainder the book could not fill

@@ -1,0 +1,31 @@
+"""Integer ticks and lots to the floats a venue prints, cached so the hot path never rounds."""
+
+from __future__ import annotations
+
+_MAX_CACHED = 1_000_000
+
+
+def decimals_of(step: float) -> int:
+    """How many decimals a grid step needs: 0.1 -> 1, 0.00001 -> 5, 1.0 -> 0."""
+    text = f"{step:.12f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+class GridFloats(dict[int, float]):
+    """`cache[n]` is `n * step` rounded to the step's decimals: 999957 ticks -> 99995.7, not
+    99995.70000000001. Internally prices are int ticks and sizes int lots; floats appear only
+    at the edge (events), so two equal prices are always the same float."""
+
+    __slots__ = ("_decimals", "_step")
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self._step = step
+        self._decimals = decimals_of(step)
+
+    def __missing__(self, n: int) -> float:
+        if len(self) >= _MAX_CACHED:
+            self.clear()
+        value = round(n * self._step, self._decimals)
+        self[n] = value
+        return value

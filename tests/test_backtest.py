@@ -1,0 +1,144 @@
+"""`perpdesk backtest`: the core against the embedded exchange and a recorded tape."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.backtest import run_backtest
+from engine.config import RiskSettings, StrategySettings
+from engine.events import Action, Instrument, PlaceQuote
+from engine.quoter import Quoter
+from engine.replay.binance import TapeError, read_tape
+from engine.replay.venue import ReplayVenue
+from engine.sim.market import SimMarket
+from engine.sim.params import SimParams
+from engine.snapshot import EngineState
+from tui.cli import main
+
+TAPE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "usdm_btcusdt_20240808.gz"
+needs_tape = pytest.mark.skipif(not TAPE.exists(), reason=f"shared tape not found at {TAPE}")
+
+REPORT_KEYS = {"hours", "events", "volume_usd", "fills", "fill_rate", "pnl", "max_drawdown_usd",
+               "max_abs_inventory_usd", "avg_spread_bps", "markout_bps"}
+
+
+class RecordingMarket(SimMarket):
+    """The embedded exchange, remembering every action we sent it and when."""
+
+    def __init__(self, params: SimParams) -> None:
+        super().__init__(params)
+        self.sent: list[tuple[int, Action]] = []
+
+    def submit(self, action: Action, now_ns: int) -> None:
+        self.sent.append((now_ns, action))
+        super().submit(action, now_ns)
+
+
+def backtest(params: SimParams, hours: float, strategy: dict | None = None,
+             risk: dict | None = None) -> tuple[dict, Quoter, RecordingMarket]:
+    market = RecordingMarket(params)
+    quoter = Quoter(StrategySettings(**(strategy or {})), RiskSettings(**(risk or {})),
+                    market.instrument, seed=params.seed)
+    report, _ = run_backtest(market, quoter, hours=hours)
+    return report, quoter, market
+
+
+def test_same_seed_gives_byte_identical_json(capsys):
+    assert main(["backtest", "--hours", "0.1", "--seed", "3", "--json"]) == 0
+    first = capsys.readouterr().out
+    assert main(["backtest", "--hours", "0.1", "--seed", "3", "--json"]) == 0
+    assert capsys.readouterr().out == first
+    assert main(["backtest", "--hours", "0.1", "--seed", "4", "--json"]) == 0
+    assert capsys.readouterr().out != first
+    report = json.loads(first)
+    assert REPORT_KEYS <= report.keys()
+    assert set(report["pnl"]) == {"spread", "rebates", "inventory", "hedge", "funding", "net"}
+    assert set(report["markout_bps"]) == {"1s", "5s", "30s"}
+    assert report["hours"] == pytest.approx(0.1)
+
+
+def test_pnl_identity_holds_over_a_whole_run_and_matches_the_venue_account():
+    report, quoter, market = backtest(SimParams(seed=11), hours=0.5)
+    pnl = report["pnl"]
+    assert report["fills"] > 0
+    assert report["pnl_identity_error_usd"] == 0.0
+    parts = pnl["spread"] + pnl["rebates"] + pnl["inventory"] + pnl["hedge"] + pnl["funding"]
+    assert parts == pytest.approx(pnl["net"], abs=1e-9)
+    # the venue's own cash and position, marked at the same mid, tell the same story
+    assert report["venue_equity_usd"] == pytest.approx(pnl["net"], abs=1e-6)
+    assert market.position_base == pytest.approx(quoter.position_base, abs=1e-12)
+
+
+def test_funding_is_charged_and_still_adds_up():
+    params = SimParams(seed=5, funding_enabled=True, funding_rate_per_hour=0.001)
+    report, _, _ = backtest(params, hours=2.0, strategy={"auto_hedge": False})
+    assert report["pnl"]["funding"] != 0.0
+    assert report["venue_equity_usd"] == pytest.approx(report["pnl"]["net"], abs=1e-6)
+
+
+def test_no_informed_flow_and_no_volatility_earn_spread_plus_rebates():
+    params = SimParams(seed=2, regime_override="flat", informed_share=0.0)
+    report, _, _ = backtest(params, hours=1.0)
+    pnl = report["pnl"]
+    assert report["fills"] > 0
+    earned = pnl["spread"] + pnl["rebates"]
+    assert earned > 0
+    assert abs(pnl["inventory"]) < 0.05 * earned
+    assert pnl["net"] == pytest.approx(earned, rel=0.05)
+
+
+def test_more_informed_takers_mean_worse_markouts_and_less_net():
+    worse_markouts = worse_net = 0
+    seeds = (1, 2, 3)
+    for seed in seeds:
+        calm, _, _ = backtest(SimParams(seed=seed, informed_share=0.0), hours=1.0)
+        sharp, _, _ = backtest(SimParams(seed=seed, informed_share=0.6), hours=1.0)
+        worse_markouts += sharp["markout_bps"]["5s"] < calm["markout_bps"]["5s"]
+        worse_net += sharp["pnl"]["net"] < calm["pnl"]["net"]
+    assert worse_markouts == len(seeds)
+    assert worse_net == len(seeds)
+
+
+def test_a_crash_trips_the_breaker_then_the_kill_switch_and_no_quote_follows():
+    params = SimParams(seed=7, regime_override="crash")
+    report, quoter, market = backtest(
+        params, hours=4.0, strategy={"auto_hedge": False, "quote_size_usd": 500.0})
+    controls = [a.control for a in quoter.alerts]
+    assert "vol breaker" in controls
+    assert quoter.state is EngineState.KILLED
+    assert "daily loss" in (report["kill_reason"] or "")
+    assert controls.index("vol breaker") < controls.index("kill switch")
+    kill_ns = next(a.ts_ns for a in quoter.alerts if a.control == "kill switch")
+    assert not [a for ts, a in market.sent if ts > kill_ns and isinstance(a, PlaceQuote)]
+    assert market.resting_orders() == []
+
+
+@needs_tape
+def test_replay_of_the_shared_tape_fills_reports_and_keeps_the_identity():
+    instrument = Instrument("BTCUSDT", tick_size=0.1, lot_size=0.00001)
+    venue = ReplayVenue(read_tape(TAPE), instrument, maker_fee_pct=-0.025, taker_fee_pct=0.025)
+    quoter = Quoter(StrategySettings(), RiskSettings(), instrument)
+    report, _ = run_backtest(venue, quoter)
+    assert report["hours"] == pytest.approx(344.8 / 3600, rel=0.01)
+    assert report["fills"] > 10
+    assert REPORT_KEYS <= report.keys()
+    assert report["pnl_identity_error_usd"] == 0.0
+    assert report["venue_equity_usd"] == pytest.approx(report["pnl"]["net"], abs=1e-6)
+
+
+@needs_tape
+def test_replay_cli_prints_a_report(capsys):
+    assert main(["backtest", "--replay", str(TAPE)]) == 0
+    out = capsys.readouterr().out
+    assert "replay of usdm_btcusdt_20240808.gz" in out
+    assert "net" in out and "the guide" in out
+
+
+def test_a_tape_that_is_not_a_binance_stream_is_refused_with_the_line(tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b'123 {"lastUpdateId":1,"bids":[],"asks":[]}\n456 {"stream":"btcusdt@trade"\n')
+    with pytest.raises(TapeError, match="bad.txt:2"):
+        list(read_tape(bad))
+    assert main(["backtest", "--replay", str(bad)]) == 2
+    assert "bad.txt:2" in capsys.readouterr().err
