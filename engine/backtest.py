@@ -196,6 +196,7 @@ def build_report(
         "markout_bps": quoter.markouts.mean_bps(),
         "state": quoter.state.value,
         "kill_reason": kills[-1] if kills else None,
+        "alerts": dict(sorted(quoter.alert_counts.items())),
         "day_net_usd": day_net,
         "annualized_return_pct_illustrative": day_net * 365 / capital * 100,
         "guide_day": dict(GUIDE_DAY),

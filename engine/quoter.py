@@ -112,6 +112,9 @@ class Quoter:
         self.manual_widen_bps = 0.0
         self.auto_hedge = strategy.auto_hedge
         self.alerts: deque[Alert] = deque(maxlen=_MAX_ALERTS)
+        """The newest alerts, for the screen; the counts below cover the whole session."""
+        self.alert_counts: dict[str, int] = {}
+        self.first_alert_ns: dict[str, int] = {}
         self.kill_reason = ""
 
         self._rng = random.Random(seed)
@@ -505,17 +508,19 @@ class Quoter:
     def _quote_size(self, now_ns: int, side: Side, price: float, mid: float) -> float:
         """The quote size, cut so that a full fill of every open order on this side stays
         inside the position cap (20% of capital per direction by default)."""
-        size = floor_lots(self.strategy.quote_size_usd / mid, self.instrument.lot_size)
-        exposure = int(side) * self.ledger.position_base + sum(
-            o.leaves_base for o in self._orders.values() if o.side is side and not o.is_hedge
+        lot = self.instrument.lot_size
+        size = floor_lots(self.strategy.quote_size_usd / mid, lot)
+        position_room = floor_lots(
+            self.position_cap_usd / price - int(side) * self.ledger.position_base, lot
         )
-        room = floor_lots(self.position_cap_usd / price - exposure, self.instrument.lot_size)
-        blocked = room < size and room < self.instrument.lot_size
-        if blocked != self._cap_blocked[side]:
-            self._cap_blocked[side] = blocked
+        # The alert follows the position alone, with hysteresis (back only once a whole quote
+        # fits again), so orders in flight at a refresh cannot make it flap.
+        at_cap = position_room < lot
+        if at_cap != self._cap_blocked[side] and (at_cap or position_room >= size):
+            self._cap_blocked[side] = at_cap
             side_name = "bid" if side is Side.BUY else "ask"
             inventory = self.inventory_usd()
-            if blocked:
+            if at_cap:
                 self._alert(
                     now_ns,
                     Severity.WARNING,
@@ -534,6 +539,11 @@ class Quoter:
                     value=inventory,
                     threshold=int(side) * self.position_cap_usd,
                 )
+        # Size against every open order on this side too (one being cancelled may still fill).
+        in_flight = sum(
+            o.leaves_base for o in self._orders.values() if o.side is side and not o.is_hedge
+        )
+        room = floor_lots(position_room - in_flight, lot)
         return min(size, max(room, 0.0))
 
     def _cancel_quotes(self, now_ns: int, spend: bool = True) -> list[Action]:
@@ -758,6 +768,8 @@ class Quoter:
         threshold: float | None = None,
     ) -> None:
         self.alerts.append(Alert(now_ns, severity, control, message, value, threshold))
+        self.alert_counts[control] = self.alert_counts.get(control, 0) + 1
+        self.first_alert_ns.setdefault(control, now_ns)
 
     # ---- the picture for the console ----------------------------------------------------------
 

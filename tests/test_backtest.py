@@ -19,8 +19,18 @@ from tui.cli import main
 TAPE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "usdm_btcusdt_20240808.gz"
 needs_tape = pytest.mark.skipif(not TAPE.exists(), reason=f"shared tape not found at {TAPE}")
 
-REPORT_KEYS = {"hours", "events", "volume_usd", "fills", "fill_rate", "pnl", "max_drawdown_usd",
-               "max_abs_inventory_usd", "avg_spread_bps", "markout_bps"}
+REPORT_KEYS = {
+    "hours",
+    "events",
+    "volume_usd",
+    "fills",
+    "fill_rate",
+    "pnl",
+    "max_drawdown_usd",
+    "max_abs_inventory_usd",
+    "avg_spread_bps",
+    "markout_bps",
+}
 
 
 class RecordingMarket(SimMarket):
@@ -35,11 +45,16 @@ class RecordingMarket(SimMarket):
         super().submit(action, now_ns)
 
 
-def backtest(params: SimParams, hours: float, strategy: dict | None = None,
-             risk: dict | None = None) -> tuple[dict, Quoter, RecordingMarket]:
+def backtest(
+    params: SimParams, hours: float, strategy: dict | None = None, risk: dict | None = None
+) -> tuple[dict, Quoter, RecordingMarket]:
     market = RecordingMarket(params)
-    quoter = Quoter(StrategySettings(**(strategy or {})), RiskSettings(**(risk or {})),
-                    market.instrument, seed=params.seed)
+    quoter = Quoter(
+        StrategySettings(**(strategy or {})),
+        RiskSettings(**(risk or {})),
+        market.instrument,
+        seed=params.seed,
+    )
     report, _ = run_backtest(market, quoter, hours=hours)
     return report, quoter, market
 
@@ -52,7 +67,7 @@ def test_same_seed_gives_byte_identical_json(capsys):
     assert main(["backtest", "--hours", "0.1", "--seed", "4", "--json"]) == 0
     assert capsys.readouterr().out != first
     report = json.loads(first)
-    assert REPORT_KEYS <= report.keys()
+    assert report.keys() >= REPORT_KEYS
     assert set(report["pnl"]) == {"spread", "rebates", "inventory", "hedge", "funding", "net"}
     assert set(report["markout_bps"]) == {"1s", "5s", "30s"}
     assert report["hours"] == pytest.approx(0.1)
@@ -89,27 +104,27 @@ def test_no_informed_flow_and_no_volatility_earn_spread_plus_rebates():
 
 
 def test_more_informed_takers_mean_worse_markouts_and_less_net():
-    worse_markouts = worse_net = 0
-    seeds = (1, 2, 3)
+    seeds = (1, 2, 3, 4)
+    calm_net = sharp_net = 0.0
     for seed in seeds:
         calm, _, _ = backtest(SimParams(seed=seed, informed_share=0.0), hours=1.0)
-        sharp, _, _ = backtest(SimParams(seed=seed, informed_share=0.6), hours=1.0)
-        worse_markouts += sharp["markout_bps"]["5s"] < calm["markout_bps"]["5s"]
-        worse_net += sharp["pnl"]["net"] < calm["pnl"]["net"]
-    assert worse_markouts == len(seeds)
-    assert worse_net == len(seeds)
+        sharp, _, _ = backtest(SimParams(seed=seed, informed_share=0.8), hours=1.0)
+        # the same price path on each seed: only who takes our quotes differs
+        assert sharp["markout_bps"]["5s"] < calm["markout_bps"]["5s"], f"seed {seed}"
+        calm_net += calm["pnl"]["net"]
+        sharp_net += sharp["pnl"]["net"]
+    assert sharp_net < calm_net
 
 
 def test_a_crash_trips_the_breaker_then_the_kill_switch_and_no_quote_follows():
     params = SimParams(seed=7, regime_override="crash")
-    report, quoter, market = backtest(
-        params, hours=4.0, strategy={"auto_hedge": False, "quote_size_usd": 500.0})
-    controls = [a.control for a in quoter.alerts]
-    assert "vol breaker" in controls
+    report, quoter, market = backtest(params, hours=1.5)  # the guide's settings
+    first = quoter.first_alert_ns
+    assert "vol breaker" in first
     assert quoter.state is EngineState.KILLED
     assert "daily loss" in (report["kill_reason"] or "")
-    assert controls.index("vol breaker") < controls.index("kill switch")
-    kill_ns = next(a.ts_ns for a in quoter.alerts if a.control == "kill switch")
+    assert first["vol breaker"] < first["kill switch"]
+    kill_ns = first["kill switch"]
     assert not [a for ts, a in market.sent if ts > kill_ns and isinstance(a, PlaceQuote)]
     assert market.resting_orders() == []
 
@@ -122,7 +137,7 @@ def test_replay_of_the_shared_tape_fills_reports_and_keeps_the_identity():
     report, _ = run_backtest(venue, quoter)
     assert report["hours"] == pytest.approx(344.8 / 3600, rel=0.01)
     assert report["fills"] > 10
-    assert REPORT_KEYS <= report.keys()
+    assert report.keys() >= REPORT_KEYS
     assert report["pnl_identity_error_usd"] == 0.0
     assert report["venue_equity_usd"] == pytest.approx(report["pnl"]["net"], abs=1e-6)
 
@@ -138,7 +153,7 @@ def test_replay_cli_prints_a_report(capsys):
 def test_a_tape_that_is_not_a_binance_stream_is_refused_with_the_line(tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b'123 {"lastUpdateId":1,"bids":[],"asks":[]}\n456 {"stream":"btcusdt@trade"\n')
-    with pytest.raises(TapeError, match="bad.txt:2"):
+    with pytest.raises(TapeError, match=r"bad\.txt:2"):
         list(read_tape(bad))
     assert main(["backtest", "--replay", str(bad)]) == 2
     assert "bad.txt:2" in capsys.readouterr().err

@@ -1,8 +1,8 @@
-"""The embedded exchange as a market: price regimes, book shape, taker flow, determinism, calibration."""
+"""The embedded exchange as a market: price regimes, book shape, taker flow, calibration."""
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import math
 import statistics
 
@@ -40,7 +40,7 @@ def fair_path(market: SimMarket, end_ns: int) -> list[float]:
 
 
 def hourly_vol_pct(path: list[float], step_s: float) -> float:
-    returns = [math.log(b / a) for a, b in zip(path, path[1:], strict=False)]
+    returns = [math.log(b / a) for a, b in itertools.pairwise(path)]
     return statistics.pstdev(returns) * math.sqrt(3600 / step_s) * 100
 
 
@@ -107,7 +107,7 @@ def test_regimes_switch_over_a_day() -> None:
     assert seen == {"quiet", "normal", "volatile"}
 
 
-# ---- the background book --------------------------------------------------------------------------
+# ---- the background book ----------------------------------------------------------------------
 
 
 def check_book(book: BookUpdate, levels: int = 20) -> None:
@@ -132,7 +132,7 @@ def test_the_book_is_on_the_grid_never_crossed_and_deepens_away_from_the_touch()
     for book in books:
         check_book(book)
         spreads_ticks.append(round((book.asks[0][0] - book.bids[0][0]) * 10))
-    assert 1 <= min(spreads_ticks) and max(spreads_ticks) <= 4  # a touch spread of a few ticks
+    assert min(spreads_ticks) >= 1 and max(spreads_ticks) <= 4  # a touch spread of a few ticks
     touch = statistics.mean(b.bids[0][1] for b in books)
     deep = statistics.mean(b.bids[-1][1] for b in books)
     assert deep > 4 * touch
@@ -172,7 +172,8 @@ def test_a_price_moving_through_our_bid_fills_it_in_full_at_our_price() -> None:
         assert market.now_ns < 2 * S
     fill, trade = fill_events
     assert isinstance(fill, Fill)
-    assert (fill.price, fill.size_base, fill.leaves_base, fill.is_maker) == (99_990.0, 0.002, 0, True)
+    assert (fill.price, fill.size_base, fill.leaves_base) == (99_990.0, 0.002, 0.0)
+    assert fill.is_maker
     assert fill.fee_usd < 0  # a maker rebate, even though the price ran over us
     assert trade == Trade(fill.ts_ns, 99_990.0, 0.002, Side.SELL)
     assert fair_before >= 99_990.0 > market.fair_mid  # filled on the book that crossed it
@@ -181,29 +182,36 @@ def test_a_price_moving_through_our_bid_fills_it_in_full_at_our_price() -> None:
 
 def test_the_queue_ahead_never_exceeds_the_size_the_book_shows_at_our_price() -> None:
     market = SimMarket(SimParams(seed=9, taker_rate_per_s=6.0))
-    market.step()
     checked = 0
     order_no = 0
-    while market.now_ns < 3 * MINUTE:
+    queues: set[float] = set()
+    while market.next_ts_ns < 3 * MINUTE:
         for event in market.step():
             if not isinstance(event, BookUpdate):
                 continue
             resting = market.resting_orders()
-            for order_id, side, price, leaves in resting:
-                levels = dict(event.bids if side is Side.BUY else event.asks)
+            for order_id, _side, price, leaves in resting:
+                levels = dict(event.bids)
                 if price not in levels:  # the mid ran away: we are deeper than 20 levels
                     assert market.queue_ahead_base(order_id) == 0.0
+                    market.submit(CancelAll("too deep"), market.now_ns)
                     continue
-                background = levels[price] - leaves
-                assert market.queue_ahead_base(order_id) <= background + 1e-9
+                queue_ahead = market.queue_ahead_base(order_id)
+                assert queue_ahead <= levels[price] - leaves + 1e-9
+                queues.add(queue_ahead)
                 checked += 1
             if not resting:  # rest a bid on the third level (a background level)
                 order_no += 1
-                market.submit(PlaceQuote(f"b{order_no}", Side.BUY, event.bids[2][0], 0.01), 0)
-    assert checked > 1000
+                market.submit(
+                    PlaceQuote(f"b{order_no}", Side.BUY, event.bids[2][0], 0.01), market.now_ns
+                )
+    assert checked > 500
+    assert len(queues) > 10  # the queue ahead did move: trades ate it, thinner redraws capped it
 
 
-def markouts_bps(report: DrillReport, horizon_s: float, interval_ns: int, end_ns: int) -> list[float]:
+def markouts_bps(
+    report: DrillReport, horizon_s: float, interval_ns: int, end_ns: int
+) -> list[float]:
     """Each maker fill's markout vs the fair price `horizon_s` later, in bps (negative = lost)."""
     out = []
     for fill in report.fills:
@@ -227,26 +235,27 @@ def test_informed_takers_make_our_fills_mark_out_worse() -> None:
             marks = markouts_bps(report, 5.0, 100_000_000, 4 * MINUTE)
             means[share].append(statistics.mean(marks))
     uninformed, informed = statistics.mean(means[0.0]), statistics.mean(means[0.5])
-    print(f"\nmean 5 s markout: uninformed {uninformed:+.3f} bps, informed_share 0.5 {informed:+.3f}")
+    print(f"\nmean 5 s markout: uninformed {uninformed:+.3f} bps, half informed {informed:+.3f}")
     assert informed < uninformed - 0.05
     # the same seeds face the same prices, so the comparison is paired: worse seed by seed
     assert sum(i < u for i, u in zip(means[0.5], means[0.0], strict=True)) >= 5
 
 
-# ---- invariants under any sequence of actions -----------------------------------------------------
+# ---- invariants under any sequence of actions -------------------------------------------------
 
+sides = st.sampled_from([Side.BUY, Side.SELL])
 actions = st.lists(
     st.one_of(
         st.tuples(
             st.just("quote"),
-            st.sampled_from([Side.BUY, Side.SELL]),
+            sides,
             st.integers(-5, 300),
             st.integers(1, 50_000),
         ),
         st.tuples(st.just("cancel"), st.integers(0, 20)),
         st.tuples(st.just("cancel_all")),
-        st.tuples(st.just("hedge"), st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 80_000)),
-        st.tuples(st.just("taker"), st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 300_000)),
+        st.tuples(st.just("hedge"), sides, st.integers(1, 80_000)),
+        st.tuples(st.just("taker"), sides, st.integers(1, 300_000)),
         st.tuples(st.just("wait"), st.integers(1, 40)),
     ),
     max_size=40,

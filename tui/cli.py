@@ -53,8 +53,9 @@ def _run_backtest(args: argparse.Namespace) -> int:
         maker_pct, taker_pct = fee_schedule(fees)
         instrument = Instrument("BTCUSDT", tick_size=0.1, lot_size=settings.sim.lot_size)
         try:
-            venue = ReplayVenue(read_tape(args.replay), instrument, maker_fee_pct=maker_pct,
-                                taker_fee_pct=taker_pct)
+            venue = ReplayVenue(
+                read_tape(args.replay), instrument, maker_fee_pct=maker_pct, taker_fee_pct=taker_pct
+            )
         except TapeError as err:
             print(f"{PROG}: {err}", file=sys.stderr)
             return 2
@@ -70,8 +71,9 @@ def _run_backtest(args: argparse.Namespace) -> int:
     quoter = Quoter(settings.strategy, settings.risk, venue.instrument, seed=seed)
     show_progress = not args.json and sys.stderr.isatty()
     try:
-        report, timing = run_backtest(venue, quoter, hours=hours,
-                                      progress=_ProgressBar() if show_progress else None)
+        report, timing = run_backtest(
+            venue, quoter, hours=hours, progress=_ProgressBar() if show_progress else None
+        )
     except TapeError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
@@ -83,8 +85,11 @@ def _run_backtest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:
-        source = (f"embedded exchange, seed {seed}" if args.replay is None
-                  else f"replay of {report['source']}")
+        source = (
+            f"embedded exchange, seed {seed}"
+            if args.replay is None
+            else f"replay of {report['source']}"
+        )
         print(f"backtest: {source}, fees {fees}")
         print(format_report(report, timing))
     return 0
@@ -105,8 +110,9 @@ class _ProgressBar:
         width = 30
         done = int(width * min(max(fraction, 0.0), 1.0))
         bar = "#" * done + "-" * (width - done)
-        print(f"\r{PROG} backtest [{bar}] {fraction * 100:3.0f}%", end="", file=sys.stderr,
-              flush=True)
+        print(
+            f"\r{PROG} backtest [{bar}] {fraction * 100:3.0f}%", end="", file=sys.stderr, flush=True
+        )
 
 
 def _positive_float(text: str) -> float:
@@ -162,18 +168,38 @@ def build_parser() -> argparse.ArgumentParser:
         "then print a report: volume, fills, each P&L term, drawdown, markouts, and the "
         "day set beside the guide's hypothetical one.",
     )
-    backtest.add_argument("--hours", type=_positive_float, default=None,
-                          help="simulated hours (default 8; a replay runs to the tape's end)")
+    backtest.add_argument(
+        "--hours",
+        type=_positive_float,
+        default=None,
+        help="simulated hours (default 8; a replay runs to the tape's end)",
+    )
     backtest.add_argument("--seed", type=int, default=None, help="seed (default [sim] seed)")
-    backtest.add_argument("--fees", choices=["guide", "hyperliquid-base"], default=None,
-                          help="fee schedule (default [sim] fees)")
-    backtest.add_argument("--regime", default=None,
-                          choices=["auto", "quiet", "normal", "volatile", "crash", "flat"],
-                          help="pin the simulated price regime (default [sim] regime)")
-    backtest.add_argument("--informed-share", type=_share, default=None,
-                          help="share of informed takers, 0..1 (default [sim] informed_share)")
-    backtest.add_argument("--replay", type=Path, default=None, metavar="FILE",
-                          help="replay a recorded Binance USD-M stream instead of simulating")
+    backtest.add_argument(
+        "--fees",
+        choices=["guide", "hyperliquid-base"],
+        default=None,
+        help="fee schedule (default [sim] fees)",
+    )
+    backtest.add_argument(
+        "--regime",
+        default=None,
+        choices=["auto", "quiet", "normal", "volatile", "crash", "flat"],
+        help="pin the simulated price regime (default [sim] regime)",
+    )
+    backtest.add_argument(
+        "--informed-share",
+        type=_share,
+        default=None,
+        help="share of informed takers, 0..1 (default [sim] informed_share)",
+    )
+    backtest.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="replay a recorded Binance USD-M stream instead of simulating",
+    )
     backtest.add_argument("--json", action="store_true", help="print the report as one JSON object")
     backtest.set_defaults(handler=_run_backtest)
     return parser

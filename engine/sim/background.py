@@ -3,13 +3,15 @@
 Shape, per side, best first (the defaults in brackets):
 
 - the touch sits on the tick just outside the fair price, plus 0..`touch_extra_ticks_max`
-  extra ticks [spread 1-4 ticks, $0.10-0.40 at $100k];
+  extra ticks [spread 1-4 ticks, ~2 on average: $0.20 at $100k];
 - `dense_levels` levels on consecutive ticks from the touch [5];
-- then levels on an absolute lattice every `level_spacing_ticks` [25 ticks = $2.50 = 0.25 bps],
+- then levels on an absolute lattice every `level_spacing_ticks` [30 ticks = $3 = 0.3 bps],
   so a deep level keeps its price (and our queue position behind it) while the mid wanders;
 - level k's mean size is `touch_size_base * (1 + depth_growth_per_level * k) * depth_mult`,
-  drawn uniformly within +-`book_size_jitter` of it [0.12 BTC at the touch, ~0.9 BTC at
-  level 19; about 3.5 BTC (~$350k) within 2.5 bps of the mid a side, ~9 BTC in 20 levels].
+  drawn uniformly within +-`book_size_jitter` of it [0.05 BTC at the touch, 0.34 BTC at level
+  19; ~$184k within 2.5 bps of the fair price and ~$384k over 20 levels (4.4 bps) a side];
+- each interval only a `book_resize_share` of the levels get new sizes [4 of 20]; a regime
+  change redraws them all at its depth.
 
 Sizes are int lots, prices int ticks. Takers and hedges eat levels in place (`bid_lots`,
 `ask_lots`); what they eat stays gone until the next refresh redraws the book.

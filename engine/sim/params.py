@@ -34,7 +34,8 @@ class Regime:
 
     name: str
     vol_pct_per_hour: float
-    """Standard deviation of the log fair price over one hour, in percent (Brownian part)."""
+    """Standard deviation of the log fair price over one hour, in percent: the Brownian part,
+    jumps come on top (see SimParams.jump_rate_per_hour)."""
     drift_pct_per_hour: float = 0.0
     mean_dwell_s: float = 1800.0
     """Mean time spent in the regime before switching (exponential dwell)."""
@@ -46,6 +47,8 @@ class Regime:
     """Scales `SimParams.taker_rate_per_s`: busier markets trade more."""
     depth_mult: float = 1.0
     """Scales the background book's sizes: volatile markets are thinner."""
+    sell_share: float = 0.5
+    """Share of uninformed takers that sell: above one half, the flow leans on the bids."""
 
 
 QUIET = Regime("quiet", 0.2, mean_dwell_s=2400.0, switch_weight=1.0,
@@ -53,8 +56,10 @@ QUIET = Regime("quiet", 0.2, mean_dwell_s=2400.0, switch_weight=1.0,
 NORMAL = Regime("normal", 0.35, mean_dwell_s=3600.0, switch_weight=2.0)
 VOLATILE = Regime("volatile", 1.5, mean_dwell_s=600.0, switch_weight=0.5,
                   jump_mult=3.0, taker_rate_mult=2.0, depth_mult=0.6)  # fmt: skip
-CRASH = Regime("crash", 6.0, drift_pct_per_hour=-10.0, mean_dwell_s=1800.0, switch_weight=0.0,
-               jump_mult=3.0, taker_rate_mult=3.0, depth_mult=0.4)  # fmt: skip
+# A crash is a one-way market: the price falls faster than it wobbles, takers mostly sell,
+# and a maker's bids are filled all the way down.
+CRASH = Regime("crash", 5.5, drift_pct_per_hour=-80.0, mean_dwell_s=1800.0, switch_weight=0.0,
+               jump_mult=3.0, taker_rate_mult=3.0, depth_mult=0.4, sell_share=0.9)  # fmt: skip
 FLAT = Regime("flat", 0.0, mean_dwell_s=3600.0, switch_weight=0.0, jump_mult=0.0)
 
 BUILTIN_REGIMES: dict[str, Regime] = {r.name: r for r in (QUIET, NORMAL, VOLATILE, CRASH, FLAT)}
@@ -83,6 +88,8 @@ class SimParams:
     breakers) or "flat" (no movement, no jumps: for exact tests). Names from BUILTIN_REGIMES or
     `regimes`."""
     jump_rate_per_hour: float = 20.0
+    """Jumps an hour in a regime with jump_mult 1; they add sqrt(rate) * size to the hourly vol
+    (0.22 %/h at the defaults, on top of the regime's Brownian vol_pct_per_hour)."""
     jump_size_pct: float = 0.05
     """Standard deviation of one jump of the log fair price, in percent, mean zero."""
 
@@ -97,7 +104,7 @@ class SimParams:
     """Levels on consecutive ticks from the touch; the rest sit on a coarser lattice."""
     level_spacing_ticks: int = 30
     """Lattice step of the deeper levels, anchored to absolute prices so they persist as the
-    mid moves ($2.50 = 0.25 bps at the defaults: 20 levels span about 4 bps a side)."""
+    mid moves ($3 = 0.3 bps at the defaults: 20 levels span about 4.4 bps a side)."""
     touch_size_base: float = 0.05
     depth_growth_per_level: float = 0.3
     """Level k's mean size is touch_size_base * (1 + depth_growth_per_level * k)."""
@@ -114,8 +121,12 @@ class SimParams:
     taker_size_sigma: float = 1.6
     """Taker notional is lognormal: median taker_median_usd, log-sd taker_size_sigma."""
     informed_share: float = 0.1
-    """Share of takers that know the fair price informed_horizon_s ahead and trade toward it."""
+    """Share of takers that know the fair price informed_horizon_s ahead. An informed taker
+    trades only what is mispriced against that future price (it buys every offer below it, or
+    sells every bid above it, up to informed_size_mult times its drawn notional): it picks
+    off stale quotes, and never trades when nothing is mispriced."""
     informed_horizon_s: float = 5.0
+    informed_size_mult: float = 5.0
 
     # ---- funding ----
     funding_enabled: bool = False
