@@ -10,7 +10,7 @@ depth stream does not, so they are skipped without being decoded.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -58,18 +58,24 @@ TRADE_MARK = b"@trade"
 SNAPSHOT_PREFIX = b'{"lastUpdateId"'
 _HEAD = 40  # the stream name sits in the first bytes of a combined-stream frame
 
+_gunzip: Callable[[bytes], bytes]
+try:
+    from isal.igzip import decompress as _gunzip
+except ImportError:  # pragma: no cover - isal is a dependency, but the stdlib does the same
+    _gunzip = gzip.decompress
+
 
 class TapeError(ValueError):
     """The tape cannot be replayed faithfully; the message names the line and the problem."""
 
 
 def open_lines(path: Path) -> list[bytes]:
-    """All lines of the tape; a whole-file gunzip is ~5x faster than gzip's readline."""
+    """All lines of the tape, gunzipped in one go (ISA-L's inflate when installed: 2x zlib)."""
     try:
         data = path.read_bytes()
         if path.suffix == ".gz":
-            data = gzip.decompress(data)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            data = _gunzip(data)
+    except (OSError, EOFError) as exc:
         raise TapeError(f"{path}: cannot read: {exc}") from exc
     return data.splitlines()
 
@@ -82,11 +88,21 @@ def read_tape(path: Path) -> Iterator[BookUpdate | Trade]:
     held: list[tuple[DepthDiff, int]] = []
     last_u: int | None = None  # None until the snapshot arrives
     for number, line in enumerate(open_lines(path), start=1):
-        recv, _, payload = line.partition(b" ")
+        # Classify by the stream name near the start of the line, without copying it: most
+        # lines are book tickers and are skipped untouched.
+        space = line.find(b" ")
+        if space <= 0:
+            if not line.strip():
+                continue
+            raise TapeError(f"{path.name}:{number}: not a '<receive ns> <json>' line")
+        is_depth = line.find(DEPTH_MARK, space, space + _HEAD) >= 0
+        is_trade = not is_depth and line.find(TRADE_MARK, space, space + _HEAD) >= 0
+        if not (is_depth or is_trade or line.startswith(SNAPSHOT_PREFIX, space + 1)):
+            continue
+        payload = memoryview(line)[space + 1 :]
         try:
-            ts_ns = int(recv)
-            head = payload[:_HEAD]
-            if DEPTH_MARK in head:
+            ts_ns = int(line[:space])
+            if is_depth:
                 diff = depth_decoder.decode(payload).data
                 if last_u is None:
                     held.append((diff, ts_ns))
@@ -98,11 +114,11 @@ def read_tape(path: Path) -> Iterator[BookUpdate | Trade]:
                     )
                 last_u = diff.u
                 yield BookUpdate(ts_ns, diff.b, diff.a, is_snapshot=False)
-            elif TRADE_MARK in head:
+            elif is_trade:
                 trade = trade_decoder.decode(payload).data
                 aggressor = Side.SELL if trade.m else Side.BUY
                 yield Trade(ts_ns, trade.p, trade.q, aggressor)
-            elif payload.startswith(SNAPSHOT_PREFIX):
+            else:
                 if last_u is not None:
                     continue  # a later snapshot adds nothing to a book kept by an unbroken chain
                 snapshot = snapshot_decoder.decode(payload)
