@@ -106,6 +106,16 @@ class PnlLedger:
         self.fills += 1
         self._refresh_floats()
 
+    def reconcile(self, position_base: float, mid: float) -> None:
+        """Adopt the venue's position when it differs from ours: the difference is booked as a
+        trade at mid with no fee, so equity does not jump and the identity still holds."""
+        self.mark(mid)
+        assert self._mark is not None
+        q = exact(position_base) - self.position
+        self.cash -= q * self._mark
+        self.position += q
+        self._refresh_floats()
+
     def on_funding(self, *, rate: float, mark_price: float) -> None:
         """A long pays `rate * position * mark` when the rate is positive."""
         payment = -self.position * exact(mark_price) * exact(rate)

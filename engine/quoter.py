@@ -181,6 +181,45 @@ class Quoter:
             breaker_widen=self._breaker_on and self.risk.vol_breaker_action == "widen",
         )
 
+    # ---- restart ------------------------------------------------------------------------------
+
+    def restore(
+        self, ledger: PnlLedger, day_start_net_usd: float, kill_reason: str | None, now_ns: int
+    ) -> None:
+        """Carry on from a journal: the same inventory and P&L, the same day, still killed if
+        the kill switch had fired (a restart must never be a way around it)."""
+        self.ledger = ledger
+        self._day = now_ns // _NS_PER_DAY
+        self._day_start_net_usd = day_start_net_usd
+        if kill_reason is not None:
+            self.state = EngineState.KILLED
+            self.kill_reason = kill_reason
+            self._alert(
+                now_ns,
+                Severity.CRITICAL,
+                "kill switch",
+                f"restarted KILLED ({kill_reason}): no quote until the operator resumes",
+            )
+
+    def reconcile(self, venue_position_base: float, now_ns: int) -> None:
+        """The venue's position wins over ours; any difference is adopted at mid and alerted."""
+        ours = self.ledger.position_base
+        if abs(venue_position_base - ours) < self.instrument.lot_size / 2:
+            return
+        mid = self.book.mid
+        if mid is None:
+            raise ValueError("reconcile needs a two-sided book to mark the difference")
+        self.ledger.reconcile(venue_position_base, mid)
+        self._alert(
+            now_ns,
+            Severity.WARNING,
+            "reconcile",
+            f"venue position {venue_position_base:g} differs from the journal's "
+            f"{ours:g}: adopted the venue's",
+            value=venue_position_base,
+            threshold=ours,
+        )
+
     # ---- event entry points -------------------------------------------------------------------
 
     def on_event(self, event: VenueEvent, now_ns: int) -> list[Action]:
