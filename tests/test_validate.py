@@ -1,0 +1,94 @@
+"""The message gate: malformed or hostile venue events are refused before the core sees them."""
+
+import math
+
+from desk import Desk
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.events import BookUpdate, Fill, FundingPayment, OrderCanceled, Side, Trade
+from engine.validate import MessageGuard
+
+GOOD_BOOK = BookUpdate(1, ((99_999.9, 1.0),), ((100_000.1, 1.0),))
+
+
+def guard() -> MessageGuard:
+    g = MessageGuard()
+    assert g.check(GOOD_BOOK) is None
+    return g
+
+
+def test_good_events_pass():
+    g = guard()
+    assert g.check(Trade(2, 100_000.0, 0.5, Side.BUY)) is None
+    assert g.check(Fill(3, "q1", Side.SELL, 100_010.0, 0.001, -0.025, True)) is None
+    assert g.check(OrderCanceled(4, "q1")) is None
+    assert g.check(FundingPayment(5, 0.0001, 100_000.0)) is None
+
+
+def test_each_kind_of_bad_message_is_named():
+    g = guard()
+    cases = {
+        BookUpdate(1, ((math.nan, 1.0),), ()): "price nan",
+        BookUpdate(1, ((99_000.0, -1.0),), ()): "size -1.0",
+        BookUpdate(1, ((100_010.0, 1.0),), ((99_990.0, 1.0),)): "crossed",
+        BookUpdate(1, (("99999", 1.0),), ()): "'99999'",
+        BookUpdate(1, ((1e9, 1.0),), ((1e9 + 1, 1.0),)): "more than 20%",
+        Trade(2, 100_000.0, 0.0, Side.BUY): "size 0.0",
+        Trade(2, math.inf, 1.0, Side.BUY): "price inf",
+        Fill(3, "q1", Side.BUY, 100_000.0, -0.5, 0.0, True): "size -0.5",
+        Fill(3, "", Side.BUY, 100_000.0, 0.5, 0.0, True): "no order id",
+        Fill(3, "q1", Side.BUY, 100_000.0, 0.5, math.nan, True): "fee nan",
+        FundingPayment(5, 3.0, 100_000.0): "rate 3.0",
+        Trade(-1, 100_000.0, 1.0, Side.BUY): "timestamp -1",
+        "not an event": "unknown event type str",
+    }
+    for event, words in cases.items():
+        reason = g.check(event)
+        assert reason is not None and words in reason, (event, reason)
+
+
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=5),
+    st.floats(allow_nan=True),
+    st.integers(-(2**70), 2**70),
+    st.lists(st.integers(), max_size=3),
+)
+numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), junk)
+levels = st.lists(st.one_of(st.tuples(numbers, numbers), junk), max_size=6)
+events = st.one_of(
+    st.builds(BookUpdate, junk | st.integers(0, 10**12), levels, levels, st.booleans()),
+    st.builds(Trade, st.integers(0, 10**12), numbers, numbers, st.sampled_from(Side) | junk),
+    st.builds(
+        Fill,
+        st.integers(0, 10**12),
+        st.text(max_size=3) | junk,
+        st.sampled_from(Side) | junk,
+        numbers,
+        numbers,
+        numbers,
+        st.booleans(),
+        numbers,
+    ),
+    st.builds(FundingPayment, st.integers(0, 10**12), numbers, numbers),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(events, min_size=1, max_size=20))
+def test_hostile_messages_are_rejected_or_harmless_and_never_raise_out_of_the_engine(batch):
+    desk = Desk()
+    desk.warm_up()
+    g = MessageGuard(last_mid=desk.quoter.book.mid)
+    for event in batch:
+        reason = g.check(event)
+        if reason is not None:
+            assert isinstance(reason, str) and reason
+            continue
+        desk.execute(desk.quoter.on_event(event, desk.now_ns))  # must not raise
+        g.accepted_mid(desk.quoter.book.mid)
+        book = desk.quoter.book
+        if book.best_bid_ticks is not None and book.best_ask_ticks is not None:
+            assert book.best_bid_ticks < book.best_ask_ticks
