@@ -115,6 +115,40 @@ class _ProgressBar:
         )
 
 
+def _run_status(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from engine.journal import JournalError, default_state_dir, status
+
+    state_dir = args.state_dir or default_state_dir()
+    try:
+        report = status(state_dir, time.time_ns())
+    except JournalError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+        return 0
+    if report["last_exit"] is None:
+        print(f"no session recorded in {state_dir}")
+        return 0
+    mark = report["mark_usd"]
+    state = f"KILLED: {report['kill_reason']}" if report["killed"] else "not killed"
+    lines = [
+        f"journal          {report['journal']} ({report['sessions']} sessions)",
+        f"last session     {report['last_exit']}",
+        f"state            {state}",
+        f"position         {report['position_base']:+.5f} "
+        f"(${report['inventory_usd']:+,.2f} at {'n/a' if mark is None else f'{mark:,.2f}'})",
+        f"day P&L          ${report['day_pnl_usd']:+,.2f}",
+        f"net P&L          ${report['net_pnl_usd']:+,.2f}",
+        f"resting orders   {report['resting_orders']} (per the journal)",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -202,6 +236,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--json", action="store_true", help="print the report as one JSON object")
     backtest.set_defaults(handler=_run_backtest)
+
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="print the last session's state from the journal (does not start the engine)",
+        description="Read the journal in the state directory and print position, day P&L, "
+        "the kill state, resting orders and how the last session ended.",
+    )
+    status.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="state directory (default: $XDG_STATE_HOME/perpdesk)",
+    )
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=_run_status)
     return parser
 
 
