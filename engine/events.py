@@ -85,6 +85,15 @@ class OrderRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelRejected:
+    """The venue refused to cancel: the order may still be live, so the cancel must be retried."""
+
+    ts_ns: int
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrderCanceled:
     """The order is gone from the venue (cancelled by us, expired, or an IOC remainder)."""
 
@@ -101,7 +110,7 @@ class FundingPayment:
     mark_price: float
 
 
-OrderEvent = Fill | OrderAccepted | OrderRejected | OrderCanceled
+OrderEvent = Fill | OrderAccepted | OrderRejected | OrderCanceled | CancelRejected
 VenueEvent = BookUpdate | Trade | OrderEvent | FundingPayment
 
 

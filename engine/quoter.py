@@ -20,6 +20,7 @@ from engine.events import (
     BookUpdate,
     CancelAll,
     CancelOrder,
+    CancelRejected,
     Command,
     Fill,
     Flatten,
@@ -60,6 +61,9 @@ _MAX_ALERTS = 200
 # After a reject, wait this long before trying that side again, so a market that keeps moving
 # through our post-only price cannot turn into a reject loop that burns the rate budget.
 _REJECT_BACKOFF_NS = _NS_PER_S // 2
+# A cancel the venue refuses is retried at once this many times; then the kill switch sends
+# the venue-wide cancel-all, which does not depend on one order's state.
+_MAX_CANCEL_RETRIES = 3
 
 
 @dataclass(slots=True)
@@ -76,6 +80,7 @@ class _Order:
     accepted: bool = False
     cancel_sent: bool = False
     filled_any: bool = False
+    cancel_retries: int = 0
 
 
 class Quoter:
@@ -291,7 +296,7 @@ class Quoter:
         return actions
 
     def on_order_update(
-        self, event: OrderAccepted | OrderRejected | OrderCanceled, now_ns: int
+        self, event: OrderAccepted | OrderRejected | OrderCanceled | CancelRejected, now_ns: int
     ) -> list[Action]:
         order = self._orders.get(event.order_id)
         if order is None:
@@ -299,6 +304,8 @@ class Quoter:
         if isinstance(event, OrderAccepted):
             order.accepted = True
             return []
+        if isinstance(event, CancelRejected):
+            return self._retry_cancel(order, event.reason, now_ns)
         if isinstance(event, OrderRejected):
             kind = "hedge" if order.is_hedge else f"{order.side.name.lower()} quote"
             self._alert(
@@ -312,6 +319,24 @@ class Quoter:
             return self._maintain_quotes(now_ns)
         self._finish(order, now_ns)
         return self._maintain_quotes(now_ns)
+
+    def _retry_cancel(self, order: _Order, reason: str, now_ns: int) -> list[Action]:
+        """A refused cancel leaves a live order we no longer want: retry, then cancel-all."""
+        order.cancel_retries += 1
+        if order.cancel_retries > _MAX_CANCEL_RETRIES:
+            return self._kill(
+                now_ns,
+                f"cancel of {order.order_id} refused {order.cancel_retries} times ({reason})",
+            )
+        self._alert(
+            now_ns,
+            Severity.WARNING,
+            "orders",
+            f"cancel of {order.order_id} refused ({reason}); retry "
+            f"{order.cancel_retries} of {_MAX_CANCEL_RETRIES}",
+        )
+        self.budget.spend(now_ns)
+        return [CancelOrder(order.order_id)]
 
     def on_funding(self, event: FundingPayment, now_ns: int) -> list[Action]:
         self.ledger.on_funding(rate=event.rate, mark_price=event.mark_price)

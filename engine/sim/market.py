@@ -67,6 +67,7 @@ from engine.events import (
     BookUpdate,
     CancelAll,
     CancelOrder,
+    CancelRejected,
     Fill,
     FundingPayment,
     Instrument,
@@ -135,6 +136,9 @@ class SimMarket:
         seed = params.seed
         self._taker_rng = random.Random(f"{seed}:takers")
         self._venue_rng = random.Random(f"{seed}:venue")
+        self._fault_rng = random.Random(f"{seed}:faults")
+        self._feed_gap_until_ns = 0
+        self._next_feed_gap_ns = self._draw_feed_gap_ns(0)
         self._book_interval_ns = max(1, round(params.book_interval_s * _NS_PER_S))
         horizon_steps = round(params.informed_horizon_s / params.book_interval_s)
         self._path = FairPricePath(params, random.Random(f"{seed}:price"), horizon_steps)
@@ -200,7 +204,11 @@ class SimMarket:
     def submit(self, action: Action, now_ns: int) -> None:
         """Send one of our actions; it takes effect at now_ns + latency (never in the past) and
         its results come out of `step()`."""
-        self._push(max(now_ns + self._latency_ns, self.now_ns), action)
+        latency_ns = self._latency_ns
+        spike = self.params.latency_spike_rate
+        if spike and self._fault_rng.random() < spike:
+            latency_ns = round(self.params.latency_spike_ms * 1_000_000)
+        self._push(max(now_ns + latency_ns, self.now_ns), action)
 
     def inject_taker(self, side: Side, size_base: float, now_ns: int) -> None:
         """Someone else's market order, at now_ns (no latency: it is not ours). For scripted
@@ -251,7 +259,17 @@ class SimMarket:
             self._settle_resting(self._bids, True, book.top_ask_ticks, ts, events)
         if self._asks:
             self._settle_resting(self._asks, False, book.top_bid_ticks, ts, events)
-        events.append(self._snapshot(ts))
+        if ts >= self._next_feed_gap_ns:
+            self._feed_gap_until_ns = ts + round(self.params.feed_gap_s * _NS_PER_S)
+            self._next_feed_gap_ns = self._draw_feed_gap_ns(self._feed_gap_until_ns)
+        if ts >= self._feed_gap_until_ns:  # during a feed gap the market moves unseen
+            events.append(self._snapshot(ts))
+
+    def _draw_feed_gap_ns(self, after_ns: int) -> int:
+        rate = self.params.feed_gap_rate_per_hour
+        if rate <= 0:
+            return _NEVER_NS
+        return after_ns + int(self._fault_rng.expovariate(rate) * _HOUR_NS)
 
     def _settle_resting(
         self,
@@ -522,10 +540,15 @@ class SimMarket:
         if isinstance(action, PlaceQuote):
             self._place_quote(action, ts, events)
         elif isinstance(action, CancelOrder):
-            order = self._orders.pop(action.order_id, None)
+            order = self._orders.get(action.order_id)
             if order is None:
                 events.append(OrderRejected(ts, action.order_id, "unknown order"))
                 return
+            fail = self.params.cancel_fail_rate
+            if fail and self._fault_rng.random() < fail:
+                events.append(CancelRejected(ts, action.order_id, "simulated cancel failure"))
+                return
+            del self._orders[action.order_id]
             (self._bids if order.side is Side.BUY else self._asks).remove(order)
             events.append(OrderCanceled(ts, order.order_id))
         elif isinstance(action, CancelAll):

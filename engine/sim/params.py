@@ -138,6 +138,14 @@ class SimParams:
     """Our actions take effect this long after they are submitted."""
     reject_rate: float = 0.0
     """Chance that a quote or hedge is rejected by the venue for no reason of ours."""
+    cancel_fail_rate: float = 0.0
+    """Chance that a cancel is refused (`CancelRejected`) and the order stays live."""
+    latency_spike_rate: float = 0.0
+    """Chance that one action takes `latency_spike_ms` instead of `latency_ms`."""
+    latency_spike_ms: float = 2_000.0
+    feed_gap_rate_per_hour: float = 0.0
+    """Book publication stops for `feed_gap_s` this many times an hour (the market goes on)."""
+    feed_gap_s: float = 10.0
 
     def __post_init__(self) -> None:
         positive = {
@@ -155,7 +163,13 @@ class SimParams:
             raise ValueError(
                 "SimParams.book_levels, dense_levels, level_spacing_ticks must be >= 1"
             )
-        for name in ("informed_share", "reject_rate", "book_resize_share"):
+        for name in (
+            "informed_share",
+            "reject_rate",
+            "book_resize_share",
+            "cancel_fail_rate",
+            "latency_spike_rate",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"SimParams.{name} must be within [0, 1], got {value!r}")
@@ -163,7 +177,15 @@ class SimParams:
             raise ValueError(
                 f"SimParams.book_size_jitter must be within [0, 1), got {self.book_size_jitter!r}"
             )
-        for name in ("taker_rate_per_s", "latency_ms", "informed_horizon_s", "jump_rate_per_hour"):
+        for name in (
+            "taker_rate_per_s",
+            "latency_ms",
+            "informed_horizon_s",
+            "jump_rate_per_hour",
+            "latency_spike_ms",
+            "feed_gap_rate_per_hour",
+            "feed_gap_s",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"SimParams.{name} must not be negative")
         self.regime(self.start_regime)

@@ -1,0 +1,45 @@
+"""SVG snapshots of the console on a seeded session and a frozen clock: 80x24, 120x40, KILLED,
+and each theme at 120x40. Update the baselines with `pytest --snapshot-update`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from textual.pilot import Pilot
+
+from engine.config import Settings, UiSettings
+from test_tui import frozen_console, settle
+from themes import THEME_NAMES
+
+SnapCompare = Callable[..., bool]
+
+
+async def _drawn(pilot: Pilot[int]) -> None:
+    await settle(pilot.app, pilot)  # type: ignore[arg-type]
+
+
+async def _killed(pilot: Pilot[int]) -> None:
+    await pilot.press("k")
+    await settle(pilot.app, pilot)  # type: ignore[arg-type]
+
+
+def test_console_120x40(snap_compare: SnapCompare) -> None:
+    app, _ = frozen_console(warm_s=120, fills=True)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_drawn)
+
+
+def test_console_80x24_compact(snap_compare: SnapCompare) -> None:
+    app, _ = frozen_console(warm_s=120, fills=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_drawn)
+
+
+def test_console_killed_120x40(snap_compare: SnapCompare) -> None:
+    app, _ = frozen_console(warm_s=120, fills=True)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_killed)
+
+
+@pytest.mark.parametrize("theme", THEME_NAMES)
+def test_theme_120x40(snap_compare: SnapCompare, theme: str) -> None:
+    app, _ = frozen_console(Settings(ui=UiSettings(theme=theme)), warm_s=120, fills=True)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_drawn)
