@@ -1,4 +1,4 @@
-"""Faults the embedded exchange injects: the core survives each, and a kill leaves nothing resting."""
+"""Faults the embedded exchange injects: the core survives each; a kill leaves nothing resting."""
 
 import pytest
 
