@@ -130,15 +130,15 @@ class SimMarket:
     def __init__(self, params: SimParams) -> None:
         self.params = params
         self.instrument = Instrument(params.symbol, params.tick_size, params.lot_size)
-        self.now_ns = 0
-        self.position_base = 0.0
-        self.cash_usd = 0.0
+        start = params.start_ns
+        self.now_ns = start
+        self.cash_usd = params.start_cash_usd
         seed = params.seed
         self._taker_rng = random.Random(f"{seed}:takers")
         self._venue_rng = random.Random(f"{seed}:venue")
         self._fault_rng = random.Random(f"{seed}:faults")
         self._feed_gap_until_ns = 0
-        self._next_feed_gap_ns = self._draw_feed_gap_ns(0)
+        self._next_feed_gap_ns = self._draw_feed_gap_ns(start)
         self._book_interval_ns = max(1, round(params.book_interval_s * _NS_PER_S))
         horizon_steps = round(params.informed_horizon_s / params.book_interval_s)
         self._path = FairPricePath(params, random.Random(f"{seed}:price"), horizon_steps)
@@ -151,16 +151,17 @@ class SimMarket:
         self._taker_fee = params.taker_fee_pct / 100.0
         self._latency_ns = round(params.latency_ms * 1_000_000)
         self._taker_log_median = math.log(params.taker_median_usd)
-        self._position_lots = 0
+        self._position_lots = round(params.start_position_base / params.lot_size)
+        self.position_base = params.start_position_base
         self._seq = 0
         self._orders: dict[str, _RestingOrder] = {}
         self._bids: list[_RestingOrder] = []  # best first: price desc, then time
         self._asks: list[_RestingOrder] = []  # best first: price asc, then time
         self._pending: list[tuple[int, int, Action | _Taker]] = []
         self._book_steps = 0
-        self._next_book_ns = 0
-        self._next_funding_ns = _HOUR_NS if params.funding_enabled else _NEVER_NS
-        self._next_taker_ns = self._draw_taker_gap_ns(0)
+        self._next_book_ns = start
+        self._next_funding_ns = start + _HOUR_NS if params.funding_enabled else _NEVER_NS
+        self._next_taker_ns = self._draw_taker_gap_ns(start)
         self._book.refresh(self._path.fair_usd, self._regime().depth_mult)
 
     # ---- reading ---------------------------------------------------------------------------------

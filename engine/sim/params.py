@@ -72,6 +72,11 @@ class SimParams:
     seed: int = 7
     symbol: str = "BTC-PERP"
     start_price_usd: float = 100_000.0
+    start_ns: int = 0
+    """The clock's start: 0 for backtests; the wall clock's epoch ns for a live paper session."""
+    start_position_base: float = 0.0
+    start_cash_usd: float = 0.0
+    """Our account when the market opens: a paper session restarts with what it had."""
     tick_size: float = 0.1
     lot_size: float = 0.00001
 
