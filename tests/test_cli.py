@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tomllib
@@ -90,11 +91,34 @@ def test_a_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert capsys.readouterr().err == f"perpdesk: config file {tmp_path / 'nope.toml'}: not found\n"
 
 
-def test_no_command_says_the_console_is_not_built_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 1
-    assert capsys.readouterr().err == (
-        "perpdesk: the console is not built yet; try 'perpdesk config'\n"
+def test_the_console_refuses_a_venue_it_cannot_run_yet(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PERPDESK_VENUE__NAME", "hyperliquid")
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("perpdesk: venue.name = 'hyperliquid'")
+    assert err.count("\n") == 1
+
+
+def test_headless_runs_prints_status_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--headless", "--speed", "20"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline() for _ in range(4)]
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert lines[0].startswith("perpdesk headless: sim BTC-PERP")
+    assert all(" mid " in line and " net " in line for line in lines[1:])
+    assert "0 resting orders left at the venue" in out
+    assert "Traceback" not in err
 
 
 def test_usage_errors_return_2_instead_of_raising(capsys: pytest.CaptureFixture[str]) -> None:

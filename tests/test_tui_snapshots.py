@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from test_tui import frozen_console, settle
 from textual.pilot import Pilot
 
 from engine.config import Settings, UiSettings
-from test_tui import frozen_console, settle
 from themes import THEME_NAMES
 
 SnapCompare = Callable[..., bool]

@@ -18,8 +18,18 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _run_console(args: argparse.Namespace) -> int:
-    print(f"{PROG}: the console is not built yet; try '{PROG} config'", file=sys.stderr)
-    return 1
+    settings = load_settings(args.config)
+    if args.speed is not None:
+        settings = settings.model_copy(
+            update={"sim": settings.sim.model_copy(update={"speed": args.speed})}
+        )
+    if args.headless:
+        from engine.live import main_headless
+
+        return main_headless(settings)
+    from tui.app import run_console
+
+    return run_console(settings)
 
 
 def _run_config(args: argparse.Namespace) -> int:
@@ -182,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings: defaults < TOML file < PERPDESK_SECTION__KEY environment variables.",
     )
     parser.set_defaults(handler=_run_console)
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="run the engine without the screen, one status line a second (stop: SIGINT/TERM)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="run the embedded exchange N times faster than the wall clock (default [sim] speed)",
+    )
     commands = parser.add_subparsers(
         title="commands", metavar="[COMMAND]", description="with no command, start the console"
     )

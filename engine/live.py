@@ -1,0 +1,466 @@
+"""The live shell: the quoter core against the embedded exchange, paced to the wall clock.
+
+One asyncio task owns the core and the venue. Each wake-up it steps the venue through every
+occurrence now due (events in, actions out), runs the core's timer every 100 ms of sim time,
+applies the operator's commands, and publishes an immutable `EngineSnapshot` at most
+`publish_hz` times a second. Readers (the console, the headless printer) only ever read
+`engine.snapshot` and call `engine.send(command)`: the engine never waits for them.
+
+Sim time starts at the wall clock's Unix time (ns) when the engine is built and runs at
+`sim.speed` times the (monotonic) wall clock. The clock and the sleep are injectable, so tests
+run the real loop on a fake clock, deterministically and fast. No Textual import here, ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TextIO
+
+from engine.config import Settings
+from engine.events import Action, CancelAll, Command, PlaceQuote, SetPaused
+from engine.quoter import Quoter
+from engine.sim.configure import sim_params
+from engine.sim.market import SimMarket
+from engine.sim.params import SimParams
+from engine.snapshot import EngineSnapshot, EngineState
+
+Clock = Callable[[], int]
+"""Monotonic wall clock in nanoseconds."""
+Sleep = Callable[[float], Awaitable[None]]
+"""Wait this many wall seconds (the engine passes 0 to just yield to the event loop)."""
+
+_NS_PER_S = 1_000_000_000
+_NS_PER_MS = 1_000_000
+
+# Catching up after a stall (a GC pause, a suspended laptop) is done in slices of this much
+# work, so the screen sharing the event loop never freezes behind a backlog.
+_WORK_SLICE_NS = 20 * _NS_PER_MS
+# After an error the venue keeps failing on, retry at this pace instead of spinning.
+_ERROR_BACKOFF_S = 0.5
+# Shutdown steps the venue until every cancel is confirmed, but never further than this.
+_SHUTDOWN_MAX_STEPS = 10_000
+_SHUTDOWN_MAX_SIM_NS = 10 * _NS_PER_S
+
+
+class VenueUnavailable(Exception):
+    """The configured venue has no live connector yet."""
+
+
+class LiveEngine:
+    """The quoter core on the embedded exchange, run by one asyncio task at wall-clock pace."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        params: SimParams | None = None,
+        publish_hz: float = 20.0,
+        timer_interval_s: float = 0.1,
+        max_sleep_s: float = 0.05,
+        epoch_s: float | None = None,
+        lag_window_s: float = 10.0,
+    ) -> None:
+        if settings.venue.name != "sim":
+            raise VenueUnavailable(
+                f"venue.name = {settings.venue.name!r}: only the embedded exchange ('sim') can "
+                'run live so far; set venue.name = "sim"'
+            )
+        self.settings = settings
+        self.epoch_s = time.time() if epoch_s is None else epoch_s
+        """Wall-clock time (Unix seconds) when the engine was built, at sim time `sim0_ns`."""
+        # The sim's clock starts on the wall clock's epoch, so the core's day roll (the daily
+        # loss limit) falls on UTC midnight, as it would at a real venue.
+        self.params = (
+            params
+            if params is not None
+            else sim_params(settings.sim, start_ns=round(self.epoch_s * _NS_PER_S))
+        )
+        self.sim0_ns = self.params.start_ns
+        self.market = SimMarket(self.params)
+        self.quoter = Quoter(
+            settings.strategy,
+            settings.risk,
+            self.market.instrument,
+            seed=settings.sim.seed,
+            ladder_levels=settings.ui.ladder_levels,
+        )
+        self.venue_name = "sim"
+        self.speed = settings.sim.speed
+        self.publish_hz = publish_hz
+        self._clock: Clock = clock if clock is not None else time.monotonic_ns
+        self._sleep: Sleep | None = sleep
+        self._timer_ns = round(timer_interval_s * _NS_PER_S)
+        self._max_sleep_s = max_sleep_s
+        self._publish_ns = round(_NS_PER_S / publish_hz)
+        self._latency_ns = round(self.params.latency_ms * _NS_PER_MS)
+
+        self._wall0_ns = self._clock()
+        self._core_now_ns = self.sim0_ns
+        """The latest sim time handed to the core; it never goes back."""
+        self._next_timer_ns = self.sim0_ns
+        self._next_publish_wall_ns = 0
+        self._commands: deque[Command] = deque()
+
+        self.snapshot: EngineSnapshot = self.quoter.snapshot(self.sim0_ns)
+        """The latest published picture of the engine; replaced, never mutated."""
+        self.snapshots_published = 1
+        self.pumps = 0
+        """Wake-ups done so far (tests wait on it)."""
+        self.pnl_history: deque[float] = deque(maxlen=3_600)
+        """Net P&L in USD, sampled once a second of session time (an hour kept)."""
+        self._next_pnl_sample_ns = self._wall0_ns
+
+        # loop health: lateness of each wake-up, venue event rate
+        self._lag_window_ns = round(lag_window_s * _NS_PER_S)
+        self._lags: deque[tuple[int, float]] = deque()
+        """(wall ns, lateness ms) of each wake-up in the window."""
+        self.lag_p99_ms = 0.0
+        """99th percentile of wake-up lateness over the last `lag_window_s`, in ms."""
+        self.lag_max_ms = 0.0
+        self.events_total = 0
+        self.events_per_s = 0.0
+        """Venue events handled per wall second, over the last second."""
+        self._rate_events = 0
+        self._rate_since_ns = self._wall0_ns
+        self.errors = 0
+        self.last_error: str | None = None
+        self._failing = False
+
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self.closed = False
+        self.resting_left: int | None = None
+        """Orders left at the venue after shutdown (None until the engine has closed)."""
+
+    # ---- time ---------------------------------------------------------------------------------
+
+    def sim_now_ns(self, wall_ns: int | None = None) -> int:
+        """Sim time for a wall-clock reading (now if None)."""
+        wall = self._clock() if wall_ns is None else wall_ns
+        return self.sim0_ns + max(0, int((wall - self._wall0_ns) * self.speed))
+
+    def _wall_of_sim(self, sim_ns: int) -> int:
+        return self._wall0_ns + math.ceil((sim_ns - self.sim0_ns) / self.speed)
+
+    def wall_time_s(self, sim_ns: int) -> float:
+        """Unix time of a sim timestamp, for display (alerts, the header clock)."""
+        return self.epoch_s + (sim_ns - self.sim0_ns) / _NS_PER_S / self.speed
+
+    # ---- the operator's side ------------------------------------------------------------------
+
+    def send(self, command: Command) -> None:
+        """Queue a command for the core; the engine applies it at its next wake-up, at once."""
+        self._commands.append(command)  # deque.append is atomic: safe from any thread
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake the loop now (it also wakes by itself for every occurrence and publish)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def resting_at_venue(self) -> int:
+        """Our orders the venue holds right now (the venue's count, not the core's belief)."""
+        return len(self.market.resting_orders())
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # ---- one wake-up --------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Everything one wake-up does: catch the venue up, apply commands, maybe publish.
+
+        Never raises: an error from the core or the venue trips the kill switch (cancel all,
+        stop quoting) and is reported in the alerts; the loop keeps running.
+        """
+        self.pumps += 1
+        started_ns = self._clock()
+        target_ns = self.sim_now_ns(started_ns)
+        forced = False
+        try:
+            caught_up = self._advance(target_ns, deadline_wall_ns=started_ns + _WORK_SLICE_NS)
+            if caught_up:
+                self._run_timers(target_ns)
+                self._core_now_ns = max(self._core_now_ns, target_ns)
+            if self._commands:
+                forced = True
+                self._apply_commands()
+            self._failing = False
+        except Exception as exc:  # the console must stay up: kill, cancel all, report
+            self._fail(exc)
+            forced = True
+        self._publish(started_ns, forced)
+
+    def _advance(self, target_ns: int, deadline_wall_ns: int | None = None) -> bool:
+        """Step the venue through every occurrence due by `target_ns`; False if out of time."""
+        market, quoter, submit = self.market, self.quoter, self.market.submit
+        on_event = quoter.on_event
+        count = 0
+        while market.next_ts_ns <= target_ns:
+            ts = market.next_ts_ns
+            self._run_timers(ts)
+            events = market.step()
+            self._core_now_ns = max(self._core_now_ns, ts)
+            for event in events:
+                for action in on_event(event, ts):
+                    submit(action, ts)
+            count += len(events)
+            if deadline_wall_ns is not None and count >= 64 and self._clock() > deadline_wall_ns:
+                self._count_events(count)
+                return False
+        self._count_events(count)
+        return True
+
+    def _run_timers(self, until_ns: int) -> None:
+        submit = self.market.submit
+        while self._next_timer_ns <= until_ns:
+            at = self._next_timer_ns
+            self._next_timer_ns += self._timer_ns
+            self._core_now_ns = max(self._core_now_ns, at)
+            for action in self.quoter.on_timer(at):
+                submit(action, at)
+
+    def _apply_commands(self) -> None:
+        now = self._core_now_ns
+        while self._commands:
+            command = self._commands.popleft()
+            for action in self.quoter.on_command(command, now):
+                self.market.submit(action, now)
+        # Our actions take effect at `now` (plus latency): let the venue answer them at once,
+        # so a kill shows as "no resting orders" in the very next snapshot.
+        self._advance(now)
+
+    def _count_events(self, count: int) -> None:
+        self.events_total += count
+        self._rate_events += count
+
+    def _fail(self, exc: Exception) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if self._failing:  # the same trouble again: already killed and reported
+            return
+        self._failing = True
+        now = self._core_now_ns
+        try:
+            for action in self.quoter.on_error(self.last_error, now):
+                self.market.submit(action, now)
+            self._advance(now)
+        except Exception as again:  # the venue cannot even take the cancel: keep reporting
+            self.last_error = f"{self.last_error}; cancel-all failed: {again}"
+
+    def _publish(self, wall_ns: int, forced: bool) -> None:
+        if not forced and wall_ns < self._next_publish_wall_ns:
+            return
+        try:
+            self.snapshot = self.quoter.snapshot(self._core_now_ns)
+        except Exception as exc:
+            self.errors += 1
+            self.last_error = f"snapshot failed: {type(exc).__name__}: {exc}"
+            return
+        self.snapshots_published += 1
+        self._next_publish_wall_ns = wall_ns + self._publish_ns
+        if wall_ns >= self._next_pnl_sample_ns:
+            self.pnl_history.append(self.snapshot.pnl.terms.net_usd)
+            self._next_pnl_sample_ns += _NS_PER_S
+            if self._next_pnl_sample_ns <= wall_ns:  # after a stall, do not backfill
+                self._next_pnl_sample_ns = wall_ns + _NS_PER_S
+        elapsed = wall_ns - self._rate_since_ns
+        if elapsed >= _NS_PER_S:
+            self.events_per_s = self._rate_events * _NS_PER_S / elapsed
+            self._rate_events = 0
+            self._rate_since_ns = wall_ns
+            self._update_lag_stats()
+
+    def lag_samples_ms(self) -> list[float]:
+        """Lateness of every wake-up in the window, in ms, oldest first."""
+        return [lag for _, lag in self._lags]
+
+    def reset_lag_stats(self) -> None:
+        self._lags.clear()
+        self.lag_p99_ms = self.lag_max_ms = 0.0
+
+    def _update_lag_stats(self) -> None:
+        lags = self._lags
+        horizon = self._clock() - self._lag_window_ns
+        while lags and lags[0][0] < horizon:
+            lags.popleft()
+        if not lags:
+            return
+        ordered = sorted(lag for _, lag in lags)
+        self.lag_p99_ms = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        self.lag_max_ms = ordered[-1]
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def next_wake_wall_ns(self) -> int:
+        """When the loop should wake next: next occurrence, timer or publish, capped."""
+        now = self._clock()
+        sim_next = min(self.market.next_ts_ns, self._next_timer_ns)
+        target = min(
+            self._wall_of_sim(sim_next),
+            self._next_publish_wall_ns,
+            now + round(self._max_sleep_s * _NS_PER_S),
+        )
+        if self._failing:
+            target = max(target, now + round(_ERROR_BACKOFF_S * _NS_PER_S))
+        return max(target, now)
+
+    async def run(self) -> None:
+        """The engine loop; returns when `stop()` is called."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        while not self._stopping:
+            self.pump()
+            if self._stopping:
+                break
+            await self._sleep_until(self.next_wake_wall_ns())
+
+    async def _sleep_until(self, target_ns: int) -> None:
+        delay_s = max(0.0, (target_ns - self._clock()) / _NS_PER_S)
+        if self._sleep is not None:
+            await self._sleep(delay_s)
+        else:
+            wake = self._wake
+            assert wake is not None
+            wake.clear()
+            if self._commands:
+                return
+            if delay_s <= 0:
+                await asyncio.sleep(0)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay_s)
+                    return  # woken early by a command: not a late wake-up
+        woke_ns = self._clock()
+        late_ms = (woke_ns - target_ns) / _NS_PER_MS
+        self._lags.append((woke_ns, late_ms if late_ms > 0 else 0.0))
+
+    def start(self) -> asyncio.Task[None]:
+        """Start the engine task on the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="perpdesk-engine")
+        return self._task
+
+    async def stop(self, timeout_s: float = 2.0) -> int:
+        """Stop the loop, cancel every order at the venue, wait for the venue to confirm all
+        cancels, publish a final snapshot; return how many orders are left resting (0)."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+        task = self._task
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout_s)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return self.close()
+
+    def close(self) -> int:
+        """Shutdown without the loop: pause, cancel all, step until the venue confirms every
+        cancel (bounded), publish a final snapshot; return the orders left at the venue."""
+        if self.closed:
+            return self.resting_left or 0
+        self._stopping = True
+        market, quoter = self.market, self.quoter
+        now = self._core_now_ns
+        actions: list[Action] = []
+        if quoter.state is EngineState.QUOTING:  # so nothing the venue says makes it requote
+            actions += quoter.on_command(SetPaused(True), now)
+        actions.append(CancelAll("shutdown: cancel all before exit"))
+        for action in actions:
+            market.submit(action, now)
+        confirm_by_ns = max(now, market.now_ns) + self._latency_ns
+        give_up_ns = confirm_by_ns + _SHUTDOWN_MAX_SIM_NS
+        steps = 0
+        while steps < _SHUTDOWN_MAX_STEPS:
+            ts = market.next_ts_ns
+            if ts > give_up_ns or (ts > confirm_by_ns and not market.resting_orders()):
+                break
+            steps += 1
+            try:
+                events = market.step()
+                for event in events:
+                    for action in quoter.on_event(event, ts):
+                        if not isinstance(action, PlaceQuote):  # hedges and cancels still go
+                            market.submit(action, ts)
+            except Exception as exc:
+                self.errors += 1
+                self.last_error = f"during shutdown: {type(exc).__name__}: {exc}"
+            self._core_now_ns = max(self._core_now_ns, ts)
+        self.resting_left = len(market.resting_orders())
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self.snapshot = self.quoter.snapshot(self._core_now_ns)
+            self.snapshots_published += 1
+        return self.resting_left
+
+
+# ---- headless: the same engine without the screen ---------------------------------------------
+
+
+def status_line(engine: LiveEngine) -> str:
+    """One line for logs: state, mid, our quotes, inventory, net P&L."""
+    snap = engine.snapshot
+    clock = time.strftime("%H:%M:%S", time.gmtime(engine.wall_time_s(snap.ts_ns)))
+    mid = "-" if snap.mid is None else f"{snap.mid:,.1f}"
+    bid = "-" if snap.bid_quote is None else f"{snap.bid_quote.price:,.1f}"
+    ask = "-" if snap.ask_quote is None else f"{snap.ask_quote.price:,.1f}"
+    inv = snap.inventory
+    return (
+        f"{clock}Z {snap.state.value:<7} {snap.symbol} mid {mid} bid {bid} ask {ask} "
+        f"inv {inv.inventory_usd:+,.2f} USD ({inv.position_base:+.5f}) "
+        f"net {snap.pnl.terms.net_usd:+,.2f} USD | {snap.status}"
+    )
+
+
+async def run_headless(
+    settings: Settings,
+    stop_event: asyncio.Event,
+    *,
+    engine: LiveEngine | None = None,
+    out: TextIO | None = None,
+    interval_s: float = 1.0,
+) -> int:
+    """Run the engine, print a status line every `interval_s`, and on `stop_event` cancel
+    everything and report; returns 0 when no order is left at the venue, else 1."""
+    stream = sys.stdout if out is None else out
+    engine = engine if engine is not None else LiveEngine(settings)
+    engine.start()
+    print(f"perpdesk headless: {engine.venue_name} {settings.strategy.symbol}", file=stream)
+    while not stop_event.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), interval_s)
+        print(status_line(engine), file=stream, flush=True)
+    left = await engine.stop()
+    print(f"stopped: all orders cancelled; {left} resting orders left at the venue", file=stream)
+    return 0 if left == 0 else 1
+
+
+def main_headless(settings: Settings) -> int:
+    """`perpdesk --headless`: run until SIGINT/SIGTERM/SIGHUP, then cancel all and exit."""
+
+    async def _main() -> int:
+        stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop_event.set)
+        return await run_headless(settings, stop_event)
+
+    return asyncio.run(_main())

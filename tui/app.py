@@ -1,0 +1,373 @@
+"""The Textual console: panes drawn from the engine's latest snapshot, keys turned into commands.
+
+The engine runs as its own task on the same event loop and never waits for the screen. The
+screen redraws on its own rhythm (`ui.fps`), only when the engine has published a new
+snapshot, and every pane repaints only the rows that changed. Keys become `Command`s through
+`engine.send`; nothing here computes what the engine owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.theme import Theme
+
+from engine.config import Settings
+from engine.events import Flatten, HedgeNow, Kill, Narrow, Resume, SetAutoHedge, SetPaused, Widen
+from engine.grid import decimals_of
+from engine.live import LiveEngine, VenueUnavailable
+from engine.snapshot import EngineSnapshot, EngineState
+from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS, next_theme
+from tui.screens import ConfirmScreen, HelpScreen
+from tui.widgets import (
+    AlertsPane,
+    Frame,
+    InventoryGauge,
+    KeyBar,
+    KeyEntry,
+    KillBanner,
+    Ladder,
+    LinePane,
+    Palette,
+    PnlPane,
+    QuotesPane,
+    SpreadPane,
+    StatusBar,
+)
+
+# Below this the console drops to the compact layout: ladder, quotes, inventory, spread, state.
+COMPACT_WIDTH = 116
+COMPACT_HEIGHT = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One operator key: the binding, its word in the key line, and its line in the help."""
+
+    id: str
+    key: str
+    action: str
+    description: str
+    short: str
+    keep: int
+    """Lower stays longer in a narrow key line; 0 always shows."""
+    help: str
+    priority: bool = False
+    display: str | None = None
+
+
+KEYS: tuple[Key, ...] = (
+    Key("kill", "k", "kill", "KILL", "KILL", 0,
+        "kill switch: cancel every order, stop quoting; instant, no confirmation",
+        priority=True),
+    Key("resume", "r", "resume", "Resume", "resume", 2,
+        "leave the kill switch or a pause and quote again (asks to confirm)"),
+    Key("pause", "p", "pause", "Pause", "pause", 2, "pause quoting (quotes pulled) / unpause"),
+    Key("widen", "w", "widen", "Widen", "wide", 3, "add one manual widen step to the spread"),
+    Key("narrow", "n", "narrow", "Narrow", "narrow", 3,
+        "take one manual widen step off the spread"),
+    Key("hedge", "h", "hedge", "Hedge ½", "hedge½", 2,
+        "hedge half the inventory now with a taker order"),
+    Key("flatten", "f", "flatten", "Flatten", "flat", 2,
+        "close the whole position with a taker order (asks to confirm)"),
+    Key("auto_hedge", "a", "auto_hedge", "Auto-hedge", "auto", 4,
+        "automatic hedging at the threshold on / off"),
+    Key("theme", "t", "next_theme", "Theme", "theme", 5,
+        "next colour theme (dark, light, high contrast)"),
+    Key("help", "question_mark", "help", "Help", "help", 0, "all keys (this screen)",
+        display="?"),
+    Key("quit", "q", "quit", "Quit", "quit", 0,
+        "quit: cancel all resting orders, wait for the venue to confirm, exit"),
+)  # fmt: skip
+
+
+def choose_theme(setting: str, environ_value: str | None, available: set[str]) -> str:
+    """TEXTUAL_THEME (a comma-separated list, first known wins) over `ui.theme`, else ours."""
+    candidates = [name.strip() for name in (environ_value or "").split(",") if name.strip()]
+    candidates.append(setting)
+    for name in candidates:
+        if name in available:
+            return name
+    return DEFAULT_THEME
+
+
+class PerpdeskApp(App[int]):
+    """The operator's console over a `LiveEngine` running in the same event loop."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere find it
+    TITLE = "perpdesk"
+    ENABLE_COMMAND_PALETTE = False
+    AUTO_FOCUS = None
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            k.key,
+            k.action,
+            k.description,
+            id=k.id,
+            priority=k.priority,
+            tooltip=k.help,
+            key_display=k.display,
+        )
+        for k in KEYS
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: LiveEngine | None = None,
+        *,
+        standalone: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.engine = engine if engine is not None else LiveEngine(settings)
+        self.standalone = standalone
+        """The app owns the process: SIGTERM/SIGHUP quit cleanly, and the GC is tuned."""
+        for theme in THEMES:
+            self.register_theme(theme)
+        env = os.environ if environ is None else environ
+        wanted = env.get("TEXTUAL_THEME")
+        self.theme = choose_theme(settings.ui.theme, wanted, set(self.available_themes))
+        self._theme_note: str | None = None
+        if self.theme != settings.ui.theme and not wanted:
+            self._theme_note = f"theme {settings.ui.theme!r} is not known; using {self.theme}"
+        self.palette = Palette.from_variables(self._variables_of(self.current_theme))
+        instrument = self.engine.market.instrument
+        self._price_decimals = decimals_of(instrument.tick_size)
+        self._size_decimals = decimals_of(instrument.lot_size)
+        self._base_asset = instrument.symbol.split("-")[0]
+        self._panes: list[LinePane] = []
+        self._shown: EngineSnapshot | None = None
+        self._history: tuple[float, ...] = ()
+        self._history_key: tuple[int, float | None] = (-1, None)
+        self._killed = False
+        self._quitting = False
+        self.frames_drawn = 0
+
+    # ---- look ---------------------------------------------------------------------------------
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def _variables_of(self, theme: Theme) -> dict[str, str]:
+        return {
+            **VARIABLE_DEFAULTS,
+            **theme.to_color_system().generate(),
+            **theme.variables,
+        }
+
+    def _on_theme_changed(self, theme: Theme) -> None:
+        self.palette = Palette.from_variables(self._variables_of(theme))
+        with self.batch_update():
+            for pane in self._panes:
+                pane.restyle(self.palette)
+
+    def compose(self) -> ComposeResult:
+        p = self.palette
+        status = StatusBar(p, id="status")
+        banner = KillBanner(p, id="banner")
+        ladder = Ladder(p, title="Order book", id="ladder")
+        quotes = QuotesPane(p, title="Quotes", id="quotes")
+        inventory = InventoryGauge(p, title="Inventory", id="inventory")
+        spread = SpreadPane(p, title="Spread, bps of mid", id="spread")
+        pnl = PnlPane(p, title="P&L, USD", id="pnl")
+        alerts = AlertsPane(p, title="Risk alerts, newest first", id="alerts")
+        keys = KeyBar(
+            [
+                KeyEntry(k.display or k.key, k.description, k.short, k.keep, k.id == "kill")
+                for k in KEYS
+            ],
+            p,
+            id="keys",
+        )
+        self._panes = [status, banner, ladder, quotes, inventory, spread, pnl, alerts, keys]
+        yield status
+        yield banner
+        with Horizontal(id="body"):
+            yield ladder
+            with Vertical(id="middle"):
+                yield quotes
+                yield inventory
+                yield spread
+            yield pnl
+        yield alerts
+        yield keys
+
+    def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, self._on_theme_changed)
+        self._apply_compact(self.size.width, self.size.height)
+        self.engine.start()
+        self.set_interval(1.0 / self.settings.ui.fps, self.draw_frame)
+        self.draw_frame()
+        if self._theme_note:
+            self.notify(self._theme_note, severity="warning")
+        if self.standalone:
+            # Python's cyclic GC pauses the whole loop (engine included) for 20-50 ms when it
+            # scans the oldest generation, which holds Textual's DOM, styles and caches. Once
+            # the screen is built, move what exists into the permanent generation: later full
+            # collections scan only what was allocated since (bench/ui.py: max lag 56 -> 12 ms).
+            self.set_timer(1.0, gc.freeze)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self._quit_from_signal)
+
+    def _quit_from_signal(self) -> None:
+        self.call_later(self.action_quit)
+
+    async def on_unmount(self) -> None:
+        # However the app ends, no order of ours stays at the venue.
+        if not self.engine.closed:
+            await self.engine.stop()
+
+    def on_resize(self, event: Resize) -> None:
+        self._apply_compact(event.size.width, event.size.height)
+
+    def _apply_compact(self, width: int, height: int) -> None:
+        self.set_class(width < COMPACT_WIDTH or height < COMPACT_HEIGHT, "-compact")
+
+    # ---- the frame ----------------------------------------------------------------------------
+
+    def draw_frame(self, force: bool = False) -> None:
+        """Redraw from the engine's latest snapshot; nothing to do if it has not changed."""
+        engine = self.engine
+        snapshot = engine.snapshot
+        if snapshot is self._shown and not force:
+            return
+        self._shown = snapshot
+        frame = self._frame_of(snapshot)
+        killed = snapshot.state is EngineState.KILLED
+        if killed != self._killed:
+            self._killed = killed
+            self.set_class(killed, "-killed")
+        with self.batch_update():
+            for pane in self._panes:
+                pane.show(frame)
+        self.frames_drawn += 1
+
+    def _frame_of(self, snapshot: EngineSnapshot) -> Frame:
+        engine = self.engine
+        history = engine.pnl_history
+        key = (len(history), history[-1] if history else None)
+        if key != self._history_key:  # copied once a second, not once a frame
+            self._history_key = key
+            self._history = tuple(history)
+        return Frame(
+            snapshot=snapshot,
+            venue=engine.venue_name,
+            wall_time_s=engine.wall_time_s(snapshot.ts_ns),
+            epoch_s=engine.epoch_s,
+            sim0_ns=engine.sim0_ns,
+            speed=engine.speed,
+            lag_p99_ms=engine.lag_p99_ms,
+            events_per_s=engine.events_per_s,
+            pnl_history=self._history,
+            stale_feed_s=self.settings.risk.stale_feed_s,
+            api_warn_pct=self.settings.risk.rate_limit_warn_pct,
+            price_decimals=self._price_decimals,
+            size_decimals=self._size_decimals,
+            base_asset=self._base_asset,
+            stopping=self._quitting,
+        )
+
+    # ---- keys -> commands ---------------------------------------------------------------------
+
+    def action_kill(self) -> None:
+        self.engine.send(Kill("operator kill switch (k)"))
+
+    def action_resume(self) -> None:
+        snapshot = self.engine.snapshot
+        if snapshot.state is EngineState.QUOTING:
+            self.notify("already quoting", timeout=2)
+            return
+        body = (
+            f"State: {snapshot.state.value} ({snapshot.status}).\n"
+            "Quote again at the current settings?"
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.engine.send(Resume())
+
+        self.push_screen(ConfirmScreen("Resume quoting?", body), answered)
+
+    def action_pause(self) -> None:
+        self.engine.send(SetPaused(None))
+
+    def action_widen(self) -> None:
+        self.engine.send(Widen())
+
+    def action_narrow(self) -> None:
+        self.engine.send(Narrow())
+
+    def action_hedge(self) -> None:
+        self.engine.send(HedgeNow())
+
+    def action_flatten(self) -> None:
+        # The question quotes the position the operator is looking at when the key is pressed.
+        inv = self.engine.snapshot.inventory
+        if inv.position_base == 0:
+            self.notify("nothing to flatten: the position is zero", timeout=2)
+            return
+        position = f"{inv.position_base:+.{self._size_decimals}f} {self._base_asset}"
+        body = (
+            f"Close the whole position with a taker order: {position}"
+            f" (about {inv.inventory_usd:+,.2f} USD), paying the taker fee."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.engine.send(Flatten())
+
+        self.push_screen(ConfirmScreen("Flatten the position?", body), answered)
+
+    def action_auto_hedge(self) -> None:
+        self.engine.send(SetAutoHedge(None))
+
+    def action_next_theme(self) -> None:
+        self.theme = next_theme(self.theme)
+        self.notify(f"theme: {self.theme}", timeout=2)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen([(k.display or k.key, k.description, k.help) for k in KEYS]))
+
+    async def action_quit(self) -> None:
+        """Cancel every order, wait until the venue has confirmed, then exit."""
+        if self._quitting:
+            return
+        self._quitting = True
+        self.draw_frame(force=True)
+        left = await self.engine.stop()
+        self.exit(0 if left == 0 else 1)
+
+
+def run_console(settings: Settings) -> int:
+    """Run the console until the operator quits; 0 when no order was left at the venue."""
+    try:
+        engine = LiveEngine(settings)
+    except VenueUnavailable as err:
+        print(f"perpdesk: {err}", file=sys.stderr)
+        return 2
+    app = PerpdeskApp(settings, engine, standalone=True)
+    code = app.run(mouse=False)
+    left = engine.close() if not engine.closed else (engine.resting_left or 0)
+    print(f"perpdesk: stopped; {left} resting orders left at the venue", file=sys.stderr)
+    if left:
+        return 1
+    return code if isinstance(code, int) else 0

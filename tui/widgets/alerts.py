@@ -1,0 +1,69 @@
+"""Risk alerts, newest first: when, how bad (in words and colour), which control, the value."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from rich.segment import Segment
+
+from engine.alerts import Alert, Severity
+from tui.widgets import fmt
+from tui.widgets.frame import Frame
+from tui.widgets.lines import LinePane, Row
+
+_TIME_W = 9
+_SEVERITY_W = 9
+_CONTROL_W = 18
+_VALUE_HEADER = "value / limit"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.2f}" if abs(value) < 1e6 else f"{value:,.0f}"
+
+
+def _figure(alert: Alert) -> str:
+    """'value / limit' of the alert, or '' when the control did not give one."""
+    if alert.value is None:
+        return ""
+    if alert.threshold is None:
+        return _number(alert.value)
+    return f"{_number(alert.value)} / {_number(alert.threshold)}"
+
+
+class AlertsPane(LinePane):
+    """As many alerts as fit, one line each; the message is cut, never wrapped."""
+
+    def key(self, frame: Frame) -> Hashable:
+        alerts = frame.snapshot.alerts
+        return (len(alerts), alerts[0] if alerts else None)
+
+    def build(self, frame: Frame, width: int, height: int) -> list[Row]:
+        p = self.palette
+        shown = frame.snapshot.alerts[: max(0, height - 1)]
+        figures = [_figure(alert) for alert in shown]
+        # the value column only as wide as the widest value shown, and only on a wide pane
+        value_w = max((len(f) for f in figures), default=0)
+        value_w = max(value_w, len(_VALUE_HEADER)) + 2 if value_w and width >= 90 else 0
+        message_w = max(8, width - 1 - _TIME_W - _SEVERITY_W - _CONTROL_W - value_w)
+        header = (
+            f" {'time':<{_TIME_W}}{'severity':<{_SEVERITY_W}}{'control':<{_CONTROL_W}}"
+            f"{fmt.fit('what', message_w)}"
+        )
+        if value_w:
+            header += _VALUE_HEADER.rjust(value_w)
+        rows: list[Row] = [[Segment(fmt.fit(header, width), p.muted)]]
+        if not shown:
+            rows.append([Segment(" no alerts", p.muted)])
+            return rows
+        styles = {Severity.INFO: p.info, Severity.WARNING: p.warning, Severity.CRITICAL: p.critical}
+        for alert, figure in zip(shown, figures, strict=True):
+            row: Row = [
+                Segment(f" {fmt.clock(frame.alert_time_s(alert.ts_ns))} ", p.muted),
+                Segment(f"{alert.severity.value:<{_SEVERITY_W}}", styles[alert.severity]),
+                Segment(fmt.fit(alert.control, _CONTROL_W - 1) + " ", p.heading),
+                Segment(fmt.fit(alert.message, message_w), p.text),
+            ]
+            if value_w:
+                row.append(Segment(figure.rjust(value_w), p.text))
+            rows.append(row)
+        return rows

@@ -1,0 +1,59 @@
+"""Number formats the operator reads all day: fixed widths, units, signs that line up."""
+
+from __future__ import annotations
+
+import time
+
+
+def price(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{value:,.{decimals}f}"
+
+
+def size(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}"
+
+
+def signed_size(value: float, decimals: int) -> str:
+    return f"{value:+.{decimals}f}"
+
+
+def usd(value: float, decimals: int = 2) -> str:
+    text = f"{abs(value):,.{decimals}f}"
+    return f"-${text}" if value < 0 else f"${text}"
+
+
+def signed_usd(value: float, decimals: int = 2) -> str:
+    text = f"{abs(value):,.{decimals}f}"
+    if value < 0 and text.strip("0.,"):
+        return f"-${text}"
+    return f"+${text}"
+
+
+def bps(value: float | None, decimals: int = 2) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"
+
+
+def signed_bps(value: float | None, decimals: int = 2) -> str:
+    return "n/a" if value is None else f"{value:+.{decimals}f}"
+
+
+def age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def clock(unix_s: float) -> str:
+    """HH:MM:SS in UTC: the desk's clock, whatever the box's time zone."""
+    return time.strftime("%H:%M:%S", time.gmtime(unix_s))
+
+
+def fit(text: str, width: int) -> str:
+    """`text` cut to `width` cells with an ellipsis, or padded to it."""
+    if width <= 0:
+        return ""
+    if len(text) > width:
+        return text[: width - 1] + "…" if width > 1 else text[:width]
+    return text.ljust(width)

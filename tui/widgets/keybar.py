@@ -1,0 +1,62 @@
+"""The key line at the bottom: every key with its word, shortened (never hidden) to fit.
+
+Textual's Footer gives each key a fixed cell and cuts the row at 80 columns, which hid help
+and quit; this line shortens the words first and drops the least used keys only as a last
+resort, always keeping k (kill), ? (help) and q (quit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+from rich.segment import Segment
+
+from tui.widgets.frame import Frame
+from tui.widgets.lines import LinePane, Row
+from tui.widgets.palette import Palette
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    key: str
+    description: str
+    short: str
+    keep: int
+    """Lower is kept longer when space runs out; 0 is never dropped."""
+    danger: bool = False
+
+
+class KeyBar(LinePane):
+    """One row of keys; rebuilt only when the width changes."""
+
+    def __init__(
+        self, entries: Sequence[KeyEntry], palette: Palette, *, id: str | None = None
+    ) -> None:
+        super().__init__(palette, id=id)
+        self.entries = list(entries)
+
+    def key(self, frame: Frame) -> Hashable:
+        return len(self.entries)
+
+    def build(self, frame: Frame, width: int, height: int) -> list[Row]:
+        p = self.palette
+        entries = list(self.entries)
+        for use_short in (False, True):
+            while True:
+                words = [e.short if use_short else e.description for e in entries]
+                length = sum(len(e.key) + len(w) + 3 for e, w in zip(entries, words, strict=True))
+                if length <= width or use_short is False:
+                    break
+                droppable = [e for e in entries if e.keep > 0]
+                if not droppable:
+                    break
+                entries.remove(max(droppable, key=lambda e: e.keep))
+            if length <= width:
+                break
+        row: Row = []
+        for entry, word in zip(entries, words, strict=True):
+            key_style = p.killed_badge if entry.danger else p.key
+            row.append(Segment(f" {entry.key} ", key_style))
+            row.append(Segment(f"{word} ", p.critical if entry.danger else p.text))
+        return [row]

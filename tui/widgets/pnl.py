@@ -1,0 +1,104 @@
+"""P&L: each attribution term, net, the day against its loss limit, fees, volume, fill rate,
+markouts, and a signed chart of net P&L over the session."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from rich.segment import Segment
+from rich.style import Style
+
+from tui.widgets import fmt
+from tui.widgets.chart import signed_chart
+from tui.widgets.frame import Frame
+from tui.widgets.lines import LinePane, Row
+
+
+class PnlPane(LinePane):
+    """Numbers first (signed, with ▲/▼), the chart in whatever height is left."""
+
+    def key(self, frame: Frame) -> Hashable:
+        pnl = frame.snapshot.pnl
+        history = frame.pnl_history
+        return (pnl, len(history), history[-1] if history else None)
+
+    def build(self, frame: Frame, width: int, height: int) -> list[Row]:
+        p = self.palette
+        pnl = frame.snapshot.pnl
+        t = pnl.terms
+        label_w = 16
+        value_w = max(10, min(14, width - label_w - 4))
+
+        def money_row(label: str, value: float, strong: bool = False) -> Row:
+            style = p.up if value > 0 else p.down if value < 0 else p.muted
+            if strong:
+                style = style + p.heading
+            return [
+                Segment(f" {label:<{label_w}}", p.heading if strong else p.text),
+                Segment(f"{fmt.signed_usd(value):>{value_w}}", style),
+            ]
+
+        rows: list[Row] = [
+            money_row("spread capture", t.spread_usd),
+            money_row("rebates", t.rebates_usd),
+            money_row("inventory", t.inventory_usd),
+            money_row("hedge", t.hedge_usd),
+            money_row("funding", t.funding_usd),
+            [Segment(" " + "─" * (label_w + value_w), p.rule)],
+        ]
+        net_row = money_row("net P&L", t.net_usd, strong=True)
+        net_row.append(Segment(" ▲" if t.net_usd > 0 else " ▼" if t.net_usd < 0 else " ●", p.text))
+        rows.append(net_row)
+        limit = pnl.daily_loss_limit_usd
+        used = max(0.0, -pnl.day_pnl_usd) / limit * 100 if limit else 0.0
+        day_style = p.critical if used >= 80 else p.warning if used >= 50 else p.text
+        day_used = f" ({used:.0f}% used)" if used else ""
+        fill_rate = "n/a" if pnl.fill_rate is None else f"{pnl.fill_rate * 100:.0f}%"
+        markouts = " ".join(f"{label} {fmt.signed_bps(v, 1)}" for label, v in pnl.markouts_bps)
+
+        def info(label: str, text: str, style: Style = p.text) -> Row:
+            return [Segment(f" {label:<11}", p.muted), Segment(fmt.fit(text, width - 12), style)]
+
+        rows += [
+            info(
+                "day",
+                f"{fmt.signed_usd(pnl.day_pnl_usd)} of -{fmt.usd(limit, 0)} limit{day_used}",
+                day_style,
+            ),
+            info("fees paid", fmt.signed_usd(pnl.fees_paid_usd)),
+            info("volume", f"{fmt.usd(pnl.volume_usd, 0)} · {pnl.fills} fills"),
+            info("fill rate", fill_rate if pnl.fill_rate is None else f"{fill_rate} of quotes"),
+            info("markouts", f"{markouts} bps"),
+        ]
+
+        chart_h = height - len(rows) - 1
+        if chart_h >= 2:
+            history = frame.pnl_history
+            label_w = 9
+            chart_w = max(1, width - label_w - 1)
+            shown = history[-chart_w:]
+            minutes = len(shown) / 60
+            span = f"{minutes:.0f}m" if minutes >= 1 else f"{len(shown)}s"
+            rows.append(
+                [Segment(fmt.fit(f" ── net P&L, last {span}, 1/s " + "─" * width, width), p.rule)]
+            )
+            chart = signed_chart(
+                shown or [0.0],
+                chart_w,
+                chart_h,
+                up=p.up,
+                down=p.down,
+                axis=p.rule,
+                background=p.background,
+            )
+            hi = max([0.0, *shown])
+            lo = min([0.0, *shown])
+            for i, chart_row in enumerate(chart):
+                if i == 0:
+                    label = fmt.signed_usd(hi)
+                elif i == len(chart) - 1:
+                    label = fmt.signed_usd(lo)
+                else:
+                    label = ""
+                rows.append([Segment(f"{label:>{label_w - 1}} ", p.muted), *chart_row])
+        return rows

@@ -1,0 +1,133 @@
+"""The header line (venue, symbol, state, status, feed age, API budget, loop lag) and the
+KILLED banner."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from rich.segment import Segment
+from rich.style import Style
+
+from engine.snapshot import EngineState
+from tui.widgets import fmt
+from tui.widgets.frame import Frame
+from tui.widgets.lines import LinePane, Row
+
+_BADGES = {
+    EngineState.QUOTING: " ▶ QUOTING ",
+    EngineState.PAUSED: " ‖ PAUSED ",
+    EngineState.KILLED: " ■ KILLED ",
+}
+
+
+class StatusBar(LinePane):
+    """One line: who we are, what state we are in and why, and whether the pipes are healthy."""
+
+    def key(self, frame: Frame) -> Hashable:
+        s = frame.snapshot
+        feed = None if s.feed_age_s is None else round(s.feed_age_s, 1)
+        return (
+            s.state,
+            s.status,
+            s.symbol,
+            feed,
+            s.api_calls_used,
+            s.api_calls_limit,
+            round(frame.lag_p99_ms, 1),
+            round(frame.events_per_s),
+            int(frame.wall_time_s),
+            round(s.pnl.terms.net_usd, 2),
+            frame.stopping,
+        )
+
+    def build(self, frame: Frame, width: int, height: int) -> list[Row]:
+        p = self.palette
+        s = frame.snapshot
+        if frame.stopping:
+            badge, badge_style = " … STOPPING ", p.paused_badge
+        else:
+            badge = _BADGES[s.state]
+            badge_style = {
+                EngineState.QUOTING: p.quoting_badge,
+                EngineState.PAUSED: p.paused_badge,
+                EngineState.KILLED: p.killed_badge,
+            }[s.state]
+        status = s.status.removeprefix("killed: ")  # the badge already says KILLED
+        if frame.stopping:
+            status = "cancelling all orders before exit"
+
+        # right-hand facts, most important first; the least important go when space is short
+        feed_style = p.text
+        if s.feed_age_s is None:
+            feed = "feed -"
+        elif s.feed_age_s > frame.stale_feed_s:
+            feed, feed_style = f"feed {s.feed_age_s:.1f}s STALE", p.warning
+        else:
+            feed = f"feed {s.feed_age_s:.1f}s"
+        api_share = s.api_calls_used / s.api_calls_limit * 100 if s.api_calls_limit else 0.0
+        api_hot = api_share >= frame.api_warn_pct
+        api = f"API {s.api_calls_used}/{s.api_calls_limit}" + (" HIGH" if api_hot else "")
+        lag = f"lag p99 {frame.lag_p99_ms:.1f}ms"
+        net = s.pnl.terms.net_usd
+        facts: list[tuple[int, str, Style]] = [
+            (0, feed, feed_style),
+            (1, api, p.warning if api_hot else p.text),
+            (2, lag, p.warning if frame.lag_p99_ms > 50 else p.text),
+            (3, f"net {fmt.signed_usd(net)}", p.up if net >= 0 else p.down),
+            (4, f"{fmt.clock(frame.wall_time_s)}Z", p.muted),
+            (5, f"{frame.events_per_s:,.0f} ev/s", p.muted),
+        ]
+        brand = " perpdesk "
+        where = f" {frame.venue} · {s.symbol} "
+        min_status = 24
+        # What goes when space is short, in order: event rate, the brand, the clock, net P&L;
+        # feed age, API budget and loop lag always stay (the issue's header), the status text
+        # is cut last.
+        while True:
+            right_len = sum(len(text) + 3 for _, text, _ in facts) + 1
+            left_len = len(brand) + len(where) + len(badge) + 1
+            if left_len + min_status + right_len <= width:
+                break
+            if len(facts) == 6:
+                facts.pop()
+            elif brand:
+                brand = ""
+            elif len(facts) > 3:
+                facts.pop()
+            elif min_status > 8:
+                min_status = 8
+            else:
+                break
+        room = max(0, width - left_len - right_len)
+        row: Row = []
+        if brand:
+            row.append(Segment(brand, p.heading))
+        row.append(Segment(where, p.muted))
+        row.append(Segment(badge, badge_style))
+        row.append(Segment(" " + fmt.fit(status, room), p.text))
+        for _, text, style in facts:
+            row.append(Segment(" │ ", p.rule))
+            row.append(Segment(text, style))
+        return [row]
+
+
+class KillBanner(LinePane):
+    """Three rows nobody can miss: KILLED, what that means, why, and how to get out of it."""
+
+    def key(self, frame: Frame) -> Hashable:
+        return (frame.snapshot.state, frame.snapshot.status)
+
+    def build(self, frame: Frame, width: int, height: int) -> list[Row]:
+        style = self.palette.banner
+        reason = frame.snapshot.status.removeprefix("killed: ")
+        lines = [
+            "■■■  KILLED  ■■■   all orders cancelled · quoting stopped",
+            f"reason: {reason}   ·   press r to resume (asks to confirm)",
+        ]
+        rows: list[Row] = [[Segment(" " * width, style)] for _ in range(height)]
+        top = max(0, (height - len(lines)) // 2)
+        for i, line in enumerate(lines):
+            if top + i < height:
+                text = fmt.fit(line, width).rstrip()
+                rows[top + i] = [Segment(text.center(width), style)]
+        return rows
