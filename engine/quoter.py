@@ -822,6 +822,10 @@ class Quoter:
                 threshold=self.risk.adverse_fill_rate_pct,
             )
 
+    def raise_alert(self, now_ns: int, severity: Severity, control: str, message: str) -> None:
+        """An alert from outside the core (a shell, the message gate), shown like the rest."""
+        self._alert(now_ns, severity, control, message)
+
     def _alert(
         self,
         now_ns: int,

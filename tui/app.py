@@ -136,6 +136,8 @@ class PerpdeskApp(App[int]):
         self.settings = settings
         self.engine = engine if engine is not None else LiveEngine(settings)
         self.standalone = standalone
+        self.quit_by_signal = False
+        """True when SIGTERM or SIGHUP (the SSH session dropped) ended the app."""
         """The app owns the process: SIGTERM/SIGHUP quit cleanly, and the GC is tuned."""
         for theme in THEMES:
             self.register_theme(theme)
@@ -227,6 +229,7 @@ class PerpdeskApp(App[int]):
                     loop.add_signal_handler(sig, self._quit_from_signal)
 
     def _quit_from_signal(self) -> None:
+        self.quit_by_signal = True
         self.call_later(self.action_quit)
 
     async def on_unmount(self) -> None:
@@ -357,16 +360,27 @@ class PerpdeskApp(App[int]):
         self.exit(0 if left == 0 else 1)
 
 
-def run_console(settings: Settings) -> int:
-    """Run the console until the operator quits; 0 when no order was left at the venue."""
+def run_console(settings: Settings, state_dir: Path | None = None) -> int:
+    """Run the console until the operator quits; 0 when no order was left at the venue.
+
+    With a state directory the session is journaled and carries on from the last one.
+    """
+    from engine.session import JournaledEngine, open_engine
+
     try:
-        engine = LiveEngine(settings)
+        engine = LiveEngine(settings) if state_dir is None else open_engine(settings, state_dir)
     except VenueUnavailable as err:
         print(f"perpdesk: {err}", file=sys.stderr)
         return 2
     app = PerpdeskApp(settings, engine, standalone=True)
-    code = app.run(mouse=False)
-    left = engine.close() if not engine.closed else (engine.resting_left or 0)
+    try:
+        code = app.run(mouse=False)
+    finally:
+        exit_kind = "signal" if app.quit_by_signal else "clean"
+        if isinstance(engine, JournaledEngine):
+            left = engine.finish(exit_kind)
+        else:
+            left = engine.close() if not engine.closed else (engine.resting_left or 0)
     print(f"perpdesk: stopped; {left} resting orders left at the venue", file=sys.stderr)
     if left:
         return 1

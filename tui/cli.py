@@ -23,13 +23,20 @@ def _run_console(args: argparse.Namespace) -> int:
         settings = settings.model_copy(
             update={"sim": settings.sim.model_copy(update={"speed": args.speed})}
         )
-    if args.headless:
-        from engine.live import main_headless
+    from engine.journal import JournalError, default_state_dir
 
-        return main_headless(settings)
-    from tui.app import run_console
+    state_dir = args.state_dir or default_state_dir()
+    try:
+        if args.headless:
+            from engine.session import main_headless
 
-    return run_console(settings)
+            return main_headless(settings, state_dir)
+        from tui.app import run_console
+
+        return run_console(settings, state_dir)
+    except JournalError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
 
 
 def _run_config(args: argparse.Namespace) -> int:
@@ -196,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--headless",
         action="store_true",
         help="run the engine without the screen, one status line a second (stop: SIGINT/TERM)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the journal lives (default: $XDG_STATE_HOME/perpdesk)",
     )
     parser.add_argument(
         "--speed",
