@@ -243,6 +243,19 @@ class SimSettings(BaseModel):
     reject_rate: float = Field(
         default=0.0, ge=0, le=1, description="share of orders rejected (0..1)"
     )
+    cancel_fail_rate: float = Field(
+        default=0.0, ge=0, le=1, description="fault: share of cancels refused (0..1)"
+    )
+    latency_spike_rate: float = Field(
+        default=0.0, ge=0, le=1, description="fault: share of orders hit by a latency spike"
+    )
+    latency_spike_ms: float = Field(
+        default=2000.0, ge=0, description="fault: latency of a spiked order, in ms"
+    )
+    feed_gap_rate_per_hour: float = Field(
+        default=0.0, ge=0, description="fault: book feed gaps per hour"
+    )
+    feed_gap_s: float = Field(default=10.0, gt=0, description="fault: length of a feed gap, in s")
     regime: Literal["auto", "quiet", "normal", "volatile", "crash", "flat"] = Field(
         default="auto", description="price regime: auto switches; or pin quiet..crash, flat"
     )

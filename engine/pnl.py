@@ -150,6 +150,11 @@ class PnlLedger:
         )
 
     @property
+    def mark_price(self) -> float | None:
+        """The mid the position was last marked at."""
+        return None if self._mark is None else self._mark_f
+
+    @property
     def volume_usd(self) -> float:
         return self.maker_volume_usd + self.taker_volume_usd
 

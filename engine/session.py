@@ -196,8 +196,13 @@ class JournaledEngine(LiveEngine):
             self._next_mark_wall_ns = wall + _NS_PER_S
 
     def close(self) -> int:
+        if self.closed:
+            return self.resting_left or 0
         left = super().close()
         self.journal_core()
+        mark = self.quoter.ledger.mark_price
+        if mark is not None:  # the mark the P&L was last taken at, so a restart adds up exactly
+            self.journal.mark(self.wall_ns(), mark)
         if not left:
             self.journal.append("cancel_all_done", self.wall_ns(), {})
         return left

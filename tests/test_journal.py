@@ -13,8 +13,16 @@ NOW = 20_000 * DAY + 3_600 * 1_000_000_000  # 01:00 UTC on some day
 
 
 def fill(order_id: str, side: Side, price: float, size: float, leaves: float = 0.0) -> Fill:
-    return Fill(0, order_id, side, price, size, fee_usd=-size * price * 0.00025, is_maker=True,
-                leaves_base=leaves)
+    return Fill(
+        0,
+        order_id,
+        side,
+        price,
+        size,
+        fee_usd=-size * price * 0.00025,
+        is_maker=True,
+        leaves_base=leaves,
+    )
 
 
 def test_fills_and_marks_rebuild_position_and_pnl_exactly(tmp_path):

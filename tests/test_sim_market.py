@@ -398,8 +398,9 @@ def test_an_injected_taker_below_one_lot_is_a_clear_error() -> None:
 
 def test_a_market_can_open_with_an_account_and_a_wall_clock_start():
     start_ns = 1_764_000_000 * 1_000_000_000
-    market = SimMarket(SimParams(seed=1, start_ns=start_ns, start_position_base=0.012,
-                                 start_cash_usd=-1_150.5))
+    market = SimMarket(
+        SimParams(seed=1, start_ns=start_ns, start_position_base=0.012, start_cash_usd=-1_150.5)
+    )
     assert market.position_base == 0.012
     assert market.cash_usd == -1_150.5
     events = [e for _ in range(50) for e in market.step()]

@@ -19,6 +19,11 @@ def sim_params(sim: SimSettings, **overrides: Any) -> SimParams:
         informed_share=sim.informed_share,
         latency_ms=sim.latency_ms,
         reject_rate=sim.reject_rate,
+        cancel_fail_rate=sim.cancel_fail_rate,
+        latency_spike_rate=sim.latency_spike_rate,
+        latency_spike_ms=sim.latency_spike_ms,
+        feed_gap_rate_per_hour=sim.feed_gap_rate_per_hour,
+        feed_gap_s=sim.feed_gap_s,
         regime_override=None if sim.regime == "auto" else sim.regime,
         funding_enabled=sim.funding,
     ).with_fees(sim.fees)
