@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from engine.events import (
     BookUpdate,
+    CancelRejected,
     Fill,
     FundingPayment,
     OrderAccepted,
@@ -70,7 +71,7 @@ class MessageGuard:
             if not isinstance(event.order_id, str) or not event.order_id:
                 return "fill has no order id"
             return None
-        if isinstance(event, OrderAccepted | OrderRejected | OrderCanceled):
+        if isinstance(event, OrderAccepted | OrderRejected | OrderCanceled | CancelRejected):
             if not isinstance(event.order_id, str) or not event.order_id:
                 return f"{type(event).__name__} has no order id"
             return self._check_ts(event.ts_ns)

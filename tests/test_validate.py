@@ -6,7 +6,15 @@ from desk import Desk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import BookUpdate, Fill, FundingPayment, OrderCanceled, Side, Trade
+from engine.events import (
+    BookUpdate,
+    CancelRejected,
+    Fill,
+    FundingPayment,
+    OrderCanceled,
+    Side,
+    Trade,
+)
 from engine.validate import MessageGuard
 
 GOOD_BOOK = BookUpdate(1, ((99_999.9, 1.0),), ((100_000.1, 1.0),))
@@ -23,6 +31,7 @@ def test_good_events_pass():
     assert g.check(Trade(2, 100_000.0, 0.5, Side.BUY)) is None
     assert g.check(Fill(3, "q1", Side.SELL, 100_010.0, 0.001, -0.025, True)) is None
     assert g.check(OrderCanceled(4, "q1")) is None
+    assert g.check(CancelRejected(4, "q1", "busy")) is None
     assert g.check(FundingPayment(5, 0.0001, 100_000.0)) is None
 
 
