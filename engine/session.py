@@ -153,6 +153,7 @@ class JournaledEngine(LiveEngine):
         self._journaled_state = self.quoter.state
         self._journaled_alerts = sum(self.quoter.alert_counts.values())
         self._next_mark_wall_ns = 0
+        self._reconciled = False
         self.market = JournaledVenue(self.market, journal, self.quoter, wall_ns)  # type: ignore[assignment]
 
     def send(self, command: Command) -> None:
@@ -191,6 +192,10 @@ class JournaledEngine(LiveEngine):
                 )
             self._journaled_alerts = total
         mid = quoter.book.mid
+        if not self._reconciled and mid is not None:
+            # The venue's position wins over the journal's; any difference is alerted.
+            quoter.reconcile(self.market.position_base, self._core_now_ns)
+            self._reconciled = True
         if mid is not None and wall >= self._next_mark_wall_ns:
             journal.mark(wall, mid)
             self._next_mark_wall_ns = wall + _NS_PER_S

@@ -323,3 +323,17 @@ def test_pnl_terms_add_up_to_the_equity_change_through_the_core(script):
         ledger = desk.quoter.ledger
         ledger.mark(desk.mid)
         assert ledger.equity(desk.mid) == ledger.net  # exact
+
+
+def test_the_venue_position_wins_on_reconcile_with_an_alert_and_no_pnl_jump():
+    desk = Desk()
+    desk.warm_up()
+    net_before = desk.quoter.ledger.net
+    desk.quoter.reconcile(0.005, desk.now_ns)
+    assert desk.quoter.position_base == 0.005
+    assert alerts_of(desk, "reconcile")
+    ledger = desk.quoter.ledger
+    assert ledger.net == net_before
+    assert ledger.equity(desk.mid) == ledger.net
+    desk.quoter.reconcile(0.005, desk.now_ns)  # equal: nothing to say
+    assert len(alerts_of(desk, "reconcile")) == 1

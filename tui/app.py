@@ -224,7 +224,7 @@ class PerpdeskApp(App[int]):
             # collections scan only what was allocated since (bench/ui.py: max lag 56 -> 12 ms).
             self.set_timer(1.0, gc.freeze)
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self._quit_from_signal)
 
