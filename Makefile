@@ -26,7 +26,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/core.py
+	$(BIN)/python bench/book.py
+	$(BIN)/python bench/backtest.py
+	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/ui.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
