@@ -17,56 +17,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.book import Book
 from engine.events import BookUpdate
+from engine.replay.binance import DepthFrame, RestDepthSnapshot
 
 TAPE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "usdm_btcusdt_20240808.gz"
 TICK_SIZE = 0.1
 REPEATS = 3
 
-# Binance sends prices and sizes as JSON strings ("61800.20"). A decoder built with
-# strict=False converts them to float while decoding (correctly rounded, same as float(s)),
-# so the levels come out as ready-made (price, size) tuples with no per-level Python work.
-PriceLevels = tuple[tuple[float, float], ...]
-
-
-class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
-    U: int  # first update id in this diff
-    u: int  # last update id in this diff
-    pu: int  # the previous diff's u: the chain has a gap if it does not match
-    b: PriceLevels
-    a: PriceLevels
-
-
-class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
-    u: int
-    b: float
-    B: float
-    a: float
-    A: float
-
-
-class TradePrint(msgspec.Struct, tag_field="e", tag="trade"):
-    T: int
-    p: float
-    q: float
-    m: bool
-
-
-class DepthStreamMessage(msgspec.Struct):
-    """A combined-stream frame known (from its prefix) to carry a depth diff."""
-
-    stream: str
-    data: DepthUpdate
-
 
 class AnyStreamMessage(msgspec.Struct):
+    """Any combined-stream frame, for the decode-everything figure."""
+
     stream: str
-    data: DepthUpdate | BookTicker | TradePrint
-
-
-class RestDepthSnapshot(msgspec.Struct):
-    lastUpdateId: int
-    bids: PriceLevels
-    asks: PriceLevels
+    data: dict[str, object]
 
 
 DEPTH_PREFIX = b'{"stream":"btcusdt@depth'
@@ -95,7 +57,7 @@ def replay_depth(lines: list[bytes]) -> Replay:
     The book starts from the REST snapshot; diffs received before it are held and applied
     after it if they end at or after its lastUpdateId, as Binance documents.
     """
-    depth_decoder = msgspec.json.Decoder(DepthStreamMessage, strict=False)
+    depth_decoder = msgspec.json.Decoder(DepthFrame, strict=False)
     snapshot_decoder = msgspec.json.Decoder(RestDepthSnapshot, strict=False)
     clock = time.perf_counter_ns
     run = Replay(Book(TICK_SIZE))

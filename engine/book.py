@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from heapq import heapify, heappop, heappush, nlargest, nsmallest
 
 from engine.events import BookUpdate, Level, Side
+from engine.grid import decimals_of
 
 _INF = math.inf
 
@@ -22,13 +22,6 @@ def _as_sequence(levels: Iterable[Level]) -> Sequence[Level]:
     if isinstance(levels, (tuple, list)):
         return levels
     return tuple(levels)
-
-
-def _tick_decimals(tick_size: float) -> int:
-    """Decimals a price on this tick grid needs: 0.1 -> 1, 0.25 -> 2, 1e-05 -> 5, 1.0 -> 0."""
-    exponent = Decimal(repr(tick_size)).normalize().as_tuple().exponent
-    assert isinstance(exponent, int)  # finite tick_size, checked by the caller
-    return max(0, -exponent)
 
 
 class Book:
@@ -59,7 +52,7 @@ class Book:
             raise BookError(f"tick_size {tick_size!r} is not a finite positive number")
         self.tick_size: float = tick_size
         self.ts_ns: int = 0
-        self._decimals = _tick_decimals(tick_size)
+        self._decimals = decimals_of(tick_size)
         # A price that rounds to zero ticks is not a price on this grid.
         self._min_price = tick_size / 2.0
         self._bid_sizes: dict[int, float] = {}

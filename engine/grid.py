@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 _EPS = 1e-9
 
 
 def decimals_of(step: float) -> int:
-    """How many decimals a step needs: 0.1 -> 1, 0.00001 -> 5, 1.0 -> 0."""
-    text = f"{step:.12f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
+    """Decimals a value on this grid needs: 0.1 -> 1, 0.25 -> 2, 1e-05 -> 5, 1.0 -> 0."""
+    exponent = Decimal(repr(step)).normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite step
+    return max(0, -exponent)
 
 
 def floor_lots(size_base: float, lot_size: float) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import signal
 import sys
 import time
 from collections import deque
@@ -450,17 +449,3 @@ async def run_headless(
     left = await engine.stop()
     print(f"stopped: all orders cancelled; {left} resting orders left at the venue", file=stream)
     return 0 if left == 0 else 1
-
-
-def main_headless(settings: Settings) -> int:
-    """`perpdesk --headless`: run until SIGINT/SIGTERM/SIGHUP, then cancel all and exit."""
-
-    async def _main() -> int:
-        stop_event = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop_event.set)
-        return await run_headless(settings, stop_event)
-
-    return asyncio.run(_main())

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -217,31 +212,3 @@ async def test_headless_prints_status_lines_then_cancels_all_on_stop() -> None:
     assert any("QUOTING" in line and " mid " in line and " net " in line for line in lines)
     assert lines[-1] == "stopped: all orders cancelled; 0 resting orders left at the venue"
     assert engine.resting_at_venue() == 0
-
-
-def test_main_headless_stops_cleanly_on_sigterm() -> None:
-    code = (
-        "from engine.config import Settings; from engine.live import main_headless; "
-        "raise SystemExit(main_headless(Settings()))"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERPDESK_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 10
-    assert proc.stdout is not None
-    first = proc.stdout.readline()  # the banner: the engine is up
-    assert first.startswith("perpdesk headless"), proc.stderr.read() if proc.stderr else first
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith(("0", "1", "2")):  # a status line: 'HH:MM:SSZ STATE ...'
-            break
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
-    assert out.rstrip().endswith("0 resting orders left at the venue")

@@ -136,9 +136,9 @@ class PerpdeskApp(App[int]):
         self.settings = settings
         self.engine = engine if engine is not None else LiveEngine(settings)
         self.standalone = standalone
+        """The app owns the process: SIGINT/SIGTERM/SIGHUP quit cleanly, and the GC is tuned."""
         self.quit_by_signal = False
-        """True when SIGTERM or SIGHUP (the SSH session dropped) ended the app."""
-        """The app owns the process: SIGTERM/SIGHUP quit cleanly, and the GC is tuned."""
+        """True when a signal (SIGHUP: the SSH session dropped) ended the app."""
         for theme in THEMES:
             self.register_theme(theme)
         env = os.environ if environ is None else environ

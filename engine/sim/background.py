@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 import random
 
+from engine.grid import decimals_of
 from engine.sim.params import SimParams
-from engine.sim.units import decimals_of
 
 _JITTER_BITS = 6
 _JITTER_STEPS = 1 << _JITTER_BITS

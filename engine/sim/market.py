@@ -566,24 +566,28 @@ class SimMarket:
     def _reject(self, order_id: str, reason: str, ts: int, events: list[VenueEvent]) -> None:
         events.append(OrderRejected(ts, order_id, reason))
 
+    def _admit(self, order_id: str, size_base: float) -> int | str:
+        """The lots of a new order, or why the venue refuses it."""
+        if order_id in self._orders:
+            return "duplicate order id"
+        lots = math.floor(size_base / self._lot_size + _LOT_EPS)
+        if lots <= 0:
+            return f"size {size_base!r} is below one lot ({self._lot_size})"
+        rate = self.params.reject_rate
+        if rate and self._venue_rng.random() < rate:
+            return "simulated reject"
+        return lots
+
     def _place_quote(self, action: PlaceQuote, ts: int, events: list[VenueEvent]) -> None:
         order_id = action.order_id
-        if order_id in self._orders:
-            self._reject(order_id, "duplicate order id", ts, events)
-            return
         ticks = round(action.price / self._tick_size)
         if abs(ticks * self._tick_size - action.price) > self._tick_size * 1e-6:
             reason = f"price {action.price!r} is off the {self._tick_size} tick grid"
             self._reject(order_id, reason, ts, events)
             return
-        lots = math.floor(action.size_base / self._lot_size + _LOT_EPS)
-        if lots <= 0:
-            reason = f"size {action.size_base!r} is below one lot ({self._lot_size})"
-            self._reject(order_id, reason, ts, events)
-            return
-        rate = self.params.reject_rate
-        if rate and self._venue_rng.random() < rate:
-            self._reject(order_id, "simulated reject", ts, events)
+        lots = self._admit(order_id, action.size_base)
+        if isinstance(lots, str):
+            self._reject(order_id, lots, ts, events)
             return
         book = self._book
         is_bid = action.side is Side.BUY
@@ -615,17 +619,9 @@ class SimMarket:
 
     def _place_hedge(self, action: PlaceHedge, ts: int, events: list[VenueEvent]) -> None:
         order_id = action.order_id
-        if order_id in self._orders:
-            self._reject(order_id, "duplicate order id", ts, events)
-            return
-        lots = math.floor(action.size_base / self._lot_size + _LOT_EPS)
-        if lots <= 0:
-            reason = f"size {action.size_base!r} is below one lot ({self._lot_size})"
-            self._reject(order_id, reason, ts, events)
-            return
-        rate = self.params.reject_rate
-        if rate and self._venue_rng.random() < rate:
-            self._reject(order_id, "simulated reject", ts, events)
+        lots = self._admit(order_id, action.size_base)
+        if isinstance(lots, str):
+            self._reject(order_id, lots, ts, events)
             return
         if self._take(action.side, lots, ts, events, order_id):
             events.append(OrderCanceled(ts, order_id))  # the IOC remainder the book could not fill

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
+from engine.grid import decimals_of
+
 _MAX_CACHED = 1_000_000
-
-
-def decimals_of(step: float) -> int:
-    """How many decimals a grid step needs: 0.1 -> 1, 0.00001 -> 5, 1.0 -> 0."""
-    text = f"{step:.12f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
 
 
 class GridFloats(dict[int, float]):
