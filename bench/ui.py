@@ -11,7 +11,7 @@ warm-up, measuring itself (process CPU time over wall time; every engine wake-up
 Figures, not asserts. Targets (issue 4): the screen under 20% of one core, and under 5 ms
 added to the engine's loop lag p99.
 
-    .venv/bin/python bench/ui.py [--seconds 10] [--fps 15] [--size 160x50] [--rate 500]
+    .venv/bin/python bench/ui.py [--seconds 10] [--fps 10] [--size 160x50] [--rate 500]
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=500.0, help="market messages per second")
-    parser.add_argument("--fps", type=float, default=15.0, help="screen frames per second")
+    parser.add_argument("--fps", type=float, default=UiSettings().fps, help="frames per second")
     parser.add_argument("--size", type=_size, default=(160, 50), help="terminal COLSxROWS")
     parser.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

@@ -268,7 +268,7 @@ class UiSettings(BaseModel):
     model_config = _SECTION_CONFIG
 
     theme: str = Field(default="perpdesk-dark", min_length=1, description="colour theme name")
-    fps: float = Field(default=15.0, ge=1, le=60, description="screen redraws per second (1..60)")
+    fps: float = Field(default=10.0, ge=1, le=60, description="screen redraws per second (1..60)")
     ladder_levels: int = Field(
         default=10, ge=1, le=50, description="book levels shown per side (1..50)"
     )
