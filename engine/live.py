@@ -46,6 +46,7 @@ _ERROR_BACKOFF_S = 0.5
 # Shutdown steps the venue until every cancel is confirmed, but never further than this.
 _SHUTDOWN_MAX_STEPS = 10_000
 _SHUTDOWN_MAX_SIM_NS = 10 * _NS_PER_S
+_SHUTDOWN_CANCEL_RETRIES = 3
 
 
 class VenueUnavailable(Exception):
@@ -386,11 +387,17 @@ class LiveEngine:
             market.submit(action, now)
         confirm_by_ns = max(now, market.now_ns) + self._latency_ns
         give_up_ns = confirm_by_ns + _SHUTDOWN_MAX_SIM_NS
+        retries = 0
         steps = 0
         while steps < _SHUTDOWN_MAX_STEPS:
             ts = market.next_ts_ns
             if ts > give_up_ns or (ts > confirm_by_ns and not market.resting_orders()):
                 break
+            if ts > confirm_by_ns and retries < _SHUTDOWN_CANCEL_RETRIES:
+                # the venue has had time to answer and still holds orders: ask again
+                retries += 1
+                market.submit(CancelAll(f"shutdown: cancel all, retry {retries}"), ts)
+                confirm_by_ns = ts + self._latency_ns + _NS_PER_S
             steps += 1
             try:
                 events = market.step()
