@@ -303,8 +303,16 @@ class Quoter:
             return []
         if isinstance(event, OrderAccepted):
             order.accepted = True
+            if order.cancel_sent and not order.is_hedge:
+                # The placement landed after our cancel (or the kill switch's cancel-all)
+                # reached the venue: it is live and unwanted, so cancel it again.
+                self.budget.spend(now_ns)
+                return [CancelOrder(order.order_id)]
             return []
         if isinstance(event, CancelRejected):
+            if not order.accepted:
+                # The cancel overtook its own placement; the late accept re-cancels it.
+                return []
             return self._retry_cancel(order, event.reason, now_ns)
         if isinstance(event, OrderRejected):
             kind = "hedge" if order.is_hedge else f"{order.side.name.lower()} quote"
@@ -314,7 +322,8 @@ class Quoter:
                 "orders",
                 f"{kind} {order.order_id} rejected: {event.reason}",
             )
-            self._retry_ns[order.side] = now_ns + _REJECT_BACKOFF_NS
+            if not order.is_hedge:
+                self._retry_ns[order.side] = now_ns + _REJECT_BACKOFF_NS
             self._finish(order, now_ns, rested=False)
             return self._maintain_quotes(now_ns)
         self._finish(order, now_ns)

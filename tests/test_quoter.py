@@ -337,3 +337,36 @@ def test_the_venue_position_wins_on_reconcile_with_an_alert_and_no_pnl_jump():
     assert ledger.equity(desk.mid) == ledger.net
     desk.quoter.reconcile(0.005, desk.now_ns)  # equal: nothing to say
     assert len(alerts_of(desk, "reconcile")) == 1
+
+
+def test_a_placement_that_lands_after_the_kill_is_cancelled_again():
+    from engine.events import OrderAccepted
+
+    desk = Desk()
+    desk.warm_up()
+    quoter, now = desk.quoter, desk.now_ns
+    late = [a for a in quoter.on_command(Widen(), now) if isinstance(a, PlaceQuote)]
+    assert late, "the widen reposts both quotes"
+    assert any(isinstance(a, CancelAll) for a in quoter.on_command(Kill(), now))
+    # the new quotes reach the venue after its cancel-all: the core cancels each again
+    for order in late:
+        again = quoter.on_order_update(OrderAccepted(now, order.order_id), now)
+        assert again == [CancelOrder(order.order_id)]
+
+
+def test_a_cancel_that_overtakes_its_placement_waits_for_the_accept():
+    from engine.events import CancelRejected, OrderAccepted, OrderCanceled
+
+    desk = Desk()
+    desk.warm_up()
+    quoter, now = desk.quoter, desk.now_ns
+    placed = [a for a in quoter.on_command(Widen(), now) if isinstance(a, PlaceQuote)]
+    order_id = placed[0].order_id
+    cancels = [a for a in quoter.on_command(Narrow(), now) if isinstance(a, CancelOrder)]
+    assert CancelOrder(order_id) in cancels
+    assert quoter.on_order_update(CancelRejected(now, order_id, "unknown order"), now) == []
+    assert quoter.on_order_update(OrderAccepted(now, order_id), now) == [CancelOrder(order_id)]
+    quoter.on_order_update(OrderCanceled(now, order_id), now)
+    assert order_id not in {
+        v.order_id for v in (quoter.snapshot(now).bid_quote, quoter.snapshot(now).ask_quote) if v
+    }

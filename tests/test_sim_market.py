@@ -16,6 +16,7 @@ from engine.events import (
     BookUpdate,
     CancelAll,
     CancelOrder,
+    CancelRejected,
     Fill,
     FundingPayment,
     OrderAccepted,
@@ -220,7 +221,7 @@ def test_cancel_removes_the_quote_and_an_unknown_id_is_rejected() -> None:
     act(market, PlaceQuote("b1", BUY, 99_999.9, 0.5))
     assert act(market, CancelOrder("b1")) == [OrderCanceled(0, "b1")]
     assert market.resting_orders() == []
-    assert act(market, CancelOrder("b1")) == [OrderRejected(0, "b1", "unknown order")]
+    assert act(market, CancelOrder("b1")) == [CancelRejected(0, "b1", "unknown order")]
     assert fills(take(market, SELL, 2.0)) == []
 
 
@@ -385,7 +386,7 @@ def test_an_action_submitted_in_the_past_takes_effect_now() -> None:
     market = exact_market()
     next_book(market)
     now = market.now_ns
-    assert act(market, CancelOrder("nope")) == [OrderRejected(now, "nope", "unknown order")]
+    assert act(market, CancelOrder("nope")) == [CancelRejected(now, "nope", "unknown order")]
     market.submit(CancelAll("late"), 0)
     assert market.next_ts_ns == now
 

@@ -25,6 +25,7 @@ from engine.events import (
     BookUpdate,
     CancelAll,
     CancelOrder,
+    CancelRejected,
     Fill,
     Instrument,
     OrderAccepted,
@@ -150,7 +151,7 @@ class ReplayVenue:
             out.append(self._place(action, now_ns))
         elif isinstance(action, CancelOrder):
             if self._orders.pop(action.order_id, None) is None:
-                out.append(OrderRejected(now_ns, action.order_id, "unknown order"))
+                out.append(CancelRejected(now_ns, action.order_id, "unknown order"))
             else:
                 out.append(OrderCanceled(now_ns, action.order_id))
         elif isinstance(action, CancelAll):

@@ -543,7 +543,7 @@ class SimMarket:
         elif isinstance(action, CancelOrder):
             order = self._orders.get(action.order_id)
             if order is None:
-                events.append(OrderRejected(ts, action.order_id, "unknown order"))
+                events.append(CancelRejected(ts, action.order_id, "unknown order"))
                 return
             fail = self.params.cancel_fail_rate
             if fail and self._fault_rng.random() < fail:
