@@ -11,6 +11,7 @@ daily loss limit is about the operator's calendar day, whatever clock a session 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -18,7 +19,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from engine.events import Fill, Side
 from engine.pnl import PnlLedger
@@ -46,6 +47,11 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_kind ON records (kind, seq);
 """
 EXITS = ("clean", "signal", "crash")
+LOCK_FILE = "perpdesk.lock"
+# Records a restart cannot do without: committed before `append` returns (or after this long,
+# so a stuck disk slows a fill down but never freezes the engine).
+_DURABLE = frozenset({"fill", "state", "funding"})
+_DURABLE_WAIT_S = 0.5
 
 
 class JournalError(Exception):
@@ -56,6 +62,30 @@ def default_state_dir() -> Path:
     """`$XDG_STATE_HOME/perpdesk`, or `~/.local/state/perpdesk`."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "perpdesk"
+
+
+def _lock_state_dir(state_dir: Path) -> IO[str]:
+    """One session per state directory: two would journal each other's fills into one account."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lock = (state_dir / LOCK_FILE).open("a+")
+    except OSError as exc:
+        raise JournalError(f"state directory {state_dir}: cannot use it: {exc}") from exc
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise JournalError(
+            f"state directory {state_dir} is in use by perpdesk pid {holder}; "
+            "stop that session or pass another --state-dir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -75,14 +105,18 @@ class Journal:
 
     def __init__(self, state_dir: Path, *, venue: str, symbol: str, started_ns: int) -> None:
         self.path = state_dir / JOURNAL_FILE
+        self._lock_file = _lock_state_dir(state_dir)
         self._conn = _connect(self.path)
         cursor = self._conn.execute(
             "INSERT INTO sessions (started_ns, pid, venue, symbol) VALUES (?, ?, ?, ?)",
             (started_ns, os.getpid(), venue, symbol),
         )
         self.session = int(cursor.lastrowid or 0)
-        self._queue: queue.SimpleQueue[tuple[int, str, str] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[int, str, str] | threading.Event | None] = (
+            queue.SimpleQueue()
+        )
         self._closed = False
+        self._guard = threading.Lock()
         self.write_errors = 0
         self._thread = threading.Thread(target=self._writer, name="journal", daemon=True)
         self._thread.start()
@@ -90,8 +124,18 @@ class Journal:
     # ---- writing ------------------------------------------------------------------------------
 
     def append(self, kind: str, ts_ns: int, data: dict[str, Any]) -> None:
-        if not self._closed:
-            self._queue.put((ts_ns, kind, json.dumps(data, separators=(",", ":"))))
+        """Queue a record; fills and state changes also wait (bounded) until they are on disk,
+        so a hard crash cannot lose a trade or un-kill the engine."""
+        row = (ts_ns, kind, json.dumps(data, separators=(",", ":")))
+        done = threading.Event() if kind in _DURABLE else None
+        with self._guard:
+            if self._closed:
+                return
+            self._queue.put(row)
+            if done is not None:
+                self._queue.put(done)
+        if done is not None:
+            done.wait(_DURABLE_WAIT_S)
 
     def fill(self, ts_ns: int, fill: Fill, mid: float | None) -> None:
         self.append("fill", ts_ns, {
@@ -107,16 +151,18 @@ class Journal:
         """Flush every record, then record how the session ended."""
         if exit not in EXITS:
             raise ValueError(f"exit must be one of {EXITS}, got {exit!r}")
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
         self._thread.join()
         self._conn.execute(
             "UPDATE sessions SET ended_ns = ?, exit = ? WHERE id = ?",
             (ended_ns, exit, self.session),
         )
         self._conn.close()
+        self._lock_file.close()  # releases the state directory
 
     def _writer(self) -> None:
         conn = self._conn
@@ -129,21 +175,22 @@ class Journal:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if batch[-1] is None:
-                done = True
-            rows = [(self.session, *item) for item in batch if item is not None]
-            if not rows:
-                continue
-            try:
-                with conn:
-                    conn.execute("BEGIN")
-                    conn.executemany(
-                        "INSERT INTO records (session, ts_ns, kind, data) VALUES (?, ?, ?, ?)",
-                        rows,
-                    )
-            except sqlite3.Error:
-                # a full disk must not stop quoting; the count is shown and the rows are lost
-                self.write_errors += len(rows)
+            done = None in batch
+            rows = [(self.session, *item) for item in batch if isinstance(item, tuple)]
+            if rows:
+                try:
+                    with conn:
+                        conn.execute("BEGIN")
+                        conn.executemany(
+                            "INSERT INTO records (session, ts_ns, kind, data) VALUES (?, ?, ?, ?)",
+                            rows,
+                        )
+                except sqlite3.Error:
+                    # a full disk must not stop quoting; the count is shown, the rows are lost
+                    self.write_errors += len(rows)
+            for item in batch:  # wake whoever waits for these rows to be committed
+                if isinstance(item, threading.Event):
+                    item.set()
 
 
 # ---- reading and recovery ---------------------------------------------------------------------

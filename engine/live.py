@@ -216,7 +216,13 @@ class LiveEngine:
             events = market.step()
             self._core_now_ns = max(self._core_now_ns, ts)
             for event in events:
-                for action in on_event(event, ts):
+                # one bad event must not cost the core the rest of its batch (fills, cancels)
+                try:
+                    actions = on_event(event, ts)
+                except Exception as exc:
+                    self._fail(exc)
+                    continue
+                for action in actions:
                     submit(action, ts)
             count += len(events)
             if deadline_wall_ns is not None and count >= 64 and self._clock() > deadline_wall_ns:
@@ -391,7 +397,8 @@ class LiveEngine:
         steps = 0
         while steps < _SHUTDOWN_MAX_STEPS:
             ts = market.next_ts_ns
-            if ts > give_up_ns or (ts > confirm_by_ns and not market.resting_orders()):
+            settled = not market.resting_orders() and not quoter.resting_quote_count()
+            if ts > give_up_ns or (ts > confirm_by_ns and settled):
                 break
             if ts > confirm_by_ns and retries < _SHUTDOWN_CANCEL_RETRIES:
                 # the venue has had time to answer and still holds orders: ask again

@@ -22,6 +22,7 @@ from engine.alerts import Severity
 from engine.config import Settings
 from engine.events import (
     Action,
+    BookUpdate,
     CancelAll,
     CancelOrder,
     CancelRejected,
@@ -32,6 +33,7 @@ from engine.events import (
     OrderRejected,
     PlaceHedge,
     PlaceQuote,
+    Trade,
     VenueEvent,
 )
 from engine.journal import Journal, recover
@@ -106,12 +108,20 @@ class JournaledVenue:
         for event in events:
             problem = guard.check(event)
             if problem is not None:
-                self.quoter.raise_alert(
-                    event.ts_ns if isinstance(event.ts_ns, int) else 0,
-                    Severity.WARNING,
-                    "feed",
-                    f"venue message refused: {problem}",
-                )
+                ts = event.ts_ns if isinstance(event.ts_ns, int) else self.venue.now_ns
+                if isinstance(event, BookUpdate | Trade):
+                    self.quoter.raise_alert(
+                        ts, Severity.WARNING, "feed", f"venue message refused: {problem}"
+                    )
+                    continue
+                # An order or account message we cannot book means our position is no longer
+                # known: stop and cancel everything rather than trade on a wrong inventory.
+                message = f"venue message refused: {problem}"
+                if self.quoter.state is EngineState.KILLED:
+                    self.quoter.raise_alert(ts, Severity.CRITICAL, "feed", message)
+                    continue
+                for action in self.quoter.on_error(message, ts):
+                    self.submit(action, ts)
                 continue
             passed.append(event)
             if isinstance(
@@ -164,7 +174,10 @@ class JournaledEngine(LiveEngine):
 
     def pump(self) -> None:
         super().pump()
-        self.journal_core()
+        try:
+            self.journal_core()
+        except Exception as exc:  # the journal must never stop the engine: kill and report
+            self._fail(exc)
 
     def journal_core(self) -> None:
         """Write what changed in the core since the last call: state, new alerts, a mark."""

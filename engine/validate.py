@@ -42,6 +42,11 @@ class MessageGuard:
 
     max_jump_pct: float = 20.0
     last_mid: float | None = None
+    reanchor_after: int = 5
+    """Consistent snapshots far from `last_mid` in a row that make it the new level (a real
+    gap, or a reconnect), so one bad reference never freezes the book for good."""
+    _far_mid: float | None = None
+    _far_count: int = 0
 
     def check(self, event: object) -> str | None:
         """None if the event may go to the core, else what is wrong with it."""
@@ -135,10 +140,29 @@ class MessageGuard:
             if math.isfinite(price):
                 problem = self._check_absurd(f"book {what}", price)
                 if problem:
+                    if update.is_snapshot and self._reanchor(best_bid, best_ask):
+                        break
                     return problem
         if update.is_snapshot and math.isfinite(best_bid) and math.isfinite(best_ask):
             self.last_mid = (best_bid + best_ask) / 2
         return None
+
+    def _reanchor(self, best_bid: float, best_ask: float) -> bool:
+        """True once `reanchor_after` far snapshots in a row agree on where the market is."""
+        if not (math.isfinite(best_bid) and math.isfinite(best_ask)):
+            return False
+        mid = (best_bid + best_ask) / 2
+        far = self._far_mid
+        if far is not None and abs(mid / far - 1.0) * 100 <= self.max_jump_pct / 4:
+            self._far_count += 1
+        else:
+            self._far_count = 1
+        self._far_mid = mid
+        if self._far_count < self.reanchor_after:
+            return False
+        self._far_count = 0
+        self._far_mid = None
+        return True
 
     def accepted_mid(self, mid: float | None) -> None:
         """Tell the gate the mid the core's book now shows (deltas move it too)."""

@@ -87,3 +87,21 @@ def test_status_of_an_empty_state_dir(tmp_path):
     assert report["position_base"] == 0.0
     assert report["killed"] is False
     assert report["resting_orders"] == 0
+
+
+def test_a_second_session_on_the_same_state_dir_is_refused(tmp_path):
+    from engine.journal import JournalError
+
+    first = Journal(tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW)
+    with pytest.raises(JournalError, match=f"in use by perpdesk pid {os.getpid()}"):
+        Journal(tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW)
+    first.close("clean", NOW + 1)
+    Journal(tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW + 2).close("clean", NOW + 3)
+
+
+def test_fills_are_on_disk_when_append_returns(tmp_path):
+    journal = Journal(tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW)
+    journal.fill(NOW, fill("q1", Side.BUY, 100_000.0, 0.001), mid=100_000.0)
+    rows = sqlite3.connect(tmp_path / JOURNAL_FILE).execute("SELECT kind FROM records").fetchall()
+    assert rows == [("fill",)]
+    journal.close("clean", NOW + 1)

@@ -84,3 +84,26 @@ def test_a_restart_carries_the_position_cash_and_pnl_on(tmp_path):
     assert again.quoter.ledger.net == net
     assert again.quoter.state is EngineState.QUOTING
     again.finish("clean")
+
+
+def test_a_fill_the_gate_refuses_kills_and_cancels_instead_of_trading_blind(tmp_path):
+    from engine.events import Fill, Side
+
+    clocks = FakeClocks()
+    engine = session(tmp_path, clocks)
+    run(engine, clocks, 30.0)
+    assert engine.market.resting_orders(), "quoting before the bad message"
+    venue = engine.market.venue
+    real_step = venue.step
+    bad = Fill(venue.now_ns, "q1", Side.BUY, float("nan"), 0.001, 0.0, True)
+
+    def step_once_with_a_bad_fill():
+        venue.step = real_step
+        return [bad, *real_step()]
+
+    venue.step = step_once_with_a_bad_fill
+    run(engine, clocks, 1.0)
+    assert engine.quoter.state is EngineState.KILLED
+    assert "venue message refused" in engine.quoter.kill_reason
+    assert engine.market.resting_orders() == []
+    engine.finish("clean")

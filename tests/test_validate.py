@@ -101,3 +101,12 @@ def test_hostile_messages_are_rejected_or_harmless_and_never_raise_out_of_the_en
         book = desk.quoter.book
         if book.best_bid_ticks is not None and book.best_ask_ticks is not None:
             assert book.best_bid_ticks < book.best_ask_ticks
+
+
+def test_a_market_that_really_moved_is_accepted_after_five_consistent_snapshots():
+    g = guard()
+    moved = BookUpdate(2, ((149_999.9, 1.0),), ((150_000.1, 1.0),))
+    reasons = [g.check(moved) for _ in range(5)]
+    assert all(r and "more than 20%" in r for r in reasons[:4])
+    assert reasons[4] is None
+    assert g.last_mid == 150_000.0
