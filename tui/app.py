@@ -373,10 +373,11 @@ def run_console(settings: Settings, state_dir: Path | None = None) -> int:
         print(f"perpdesk: {err}", file=sys.stderr)
         return 2
     app = PerpdeskApp(settings, engine, standalone=True)
+    exit_kind = "crash"  # unless the app returns normally
     try:
         code = app.run(mouse=False)
-    finally:
         exit_kind = "signal" if app.quit_by_signal else "clean"
+    finally:
         if isinstance(engine, JournaledEngine):
             left = engine.finish(exit_kind)
         else:
