@@ -208,7 +208,6 @@ class Recovered:
     last_mid: float | None = None
     last_exit: str | None = None
     """How the previous session ended: clean, signal, crash, running, or None (no session)."""
-    venue_account: dict[str, float] | None = None
     sessions: int = 0
 
     @property
@@ -279,8 +278,6 @@ def recover(state_dir: Path, now_ns: int) -> Recovered:
         elif kind == "state":
             out.killed = data["state"] == "KILLED"
             out.kill_reason = data.get("reason", "") if out.killed else ""
-        elif kind == "venue_account":
-            out.venue_account = data
     if not baseline_taken:
         out.day_start_net_usd = ledger.net_usd_at(out.last_mid)
     return out

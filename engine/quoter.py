@@ -492,6 +492,9 @@ class Quoter:
         if self.state is not EngineState.QUOTING:
             return []
         refresh = now_ns >= self._next_refresh_ns
+        quote_ids = self._quote_ids
+        if not refresh and quote_ids[Side.BUY] is not None and quote_ids[Side.SELL] is not None:
+            return []  # the common case, once per market message: nothing to do, nothing built
         missing = [
             s
             for s in (Side.BUY, Side.SELL)
