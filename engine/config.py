@@ -192,6 +192,22 @@ class RiskSettings(BaseModel):
     stale_feed_s: float = Field(
         default=5.0, gt=0, description="market data older than this is stale, in s"
     )
+    reject_backoff_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a side's wait after rejects doubles from 0.5 s up to this, in s",
+    )
+    reject_streak_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="rejects on a side for this long show ONE-SIDED / NOT QUOTING, in s",
+    )
+    journal_stall_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="kill when a fill cannot be journaled for this long, in s",
+    )
 
     @model_validator(mode="after")
     def _min_quotes_fit_window(self) -> Self:
@@ -221,6 +237,12 @@ class VenueSettings(BaseModel):
         default=None, description="API key; prefer PERPDESK_VENUE__API_KEY (never printed)"
     )
     api_url: str | None = Field(default=None, description="API base URL (venue default if not set)")
+    shutdown_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="at exit, wait this long for the venue to confirm every cancel, in s",
+    )
 
 
 class SimSettings(BaseModel):
@@ -477,7 +499,7 @@ def _describe(error: ErrorDetails, environ: Mapping[str, str]) -> str:
     if ".".join(loc) in _SECRET_PATHS:
         shown = SECRET_MASK
     elif env_var is not None and isinstance(value, str) and value:
-        shown = value  # as the operator typed it in the shell
+        shown = mask_url(value)  # as the operator typed it in the shell, credentials masked
     else:
         shown = _toml_value(value)
     return _with_source(f"{'.'.join(loc)} = {shown}: {rule}", loc, environ)
@@ -524,6 +546,30 @@ def _with_source(line: str, loc: list[str], environ: Mapping[str, str]) -> str:
 
 # --- settings as TOML ----------------------------------------------------------------------
 
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)$", re.DOTALL)
+_CREDENTIAL_PARAM = re.compile(
+    r"(?i)(?P<key>[^?&#=]*(?:key|token|secret|pass|auth|signature|sig|credential)[^?&#=]*)="
+    r"(?P<value>[^&#]*)"
+)
+
+
+def mask_url(text: str) -> str:
+    """A URL with any credentials in it masked: `user:pass@` and key/token/secret query
+    parameters. Text that is not a URL comes back unchanged."""
+    match = _URL.match(text)
+    if match is None:
+        return text
+    rest = match["rest"]
+    authority, sep, tail = rest.partition("/") if "/" in rest else (rest, "", "")
+    if "@" in authority:
+        authority = f"{SECRET_MASK}@{authority.rpartition('@')[2]}"
+    tail = _CREDENTIAL_PARAM.sub(lambda m: f"{m['key']}={SECRET_MASK}", tail)
+    if not sep and "?" in authority:  # https://host?token=x
+        host, _, query = authority.partition("?")
+        authority = host + "?" + _CREDENTIAL_PARAM.sub(lambda m: f"{m['key']}={SECRET_MASK}", query)
+    return f"{match['scheme']}{authority}{sep}{tail}"
+
+
 
 def _plain_number(value: object) -> object:
     """0.0 -> 0 in rules: pydantic hands float fields' bounds back as floats."""
@@ -544,6 +590,7 @@ def _toml_value(value: object) -> str:
             text = text if "." in text else text + ".0"
         return text
     if isinstance(value, str):
+        value = mask_url(value)  # an operator may paste a URL with a key in it
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"

@@ -283,3 +283,21 @@ def test_every_setting_says_what_it_is_and_its_unit() -> None:
                 unit = name.rsplit("_", 1)[-1]
                 words = {"bps": "bps", "usd": "USD", "pct": "%", "s": " s", "ms": "ms"}
                 assert words[unit] in field.description or "N s" in field.description, name
+
+
+def test_a_url_with_credentials_is_masked_by_perpdesk_config(tmp_path: Path) -> None:
+    path = tmp_path / "perpdesk.toml"
+    path.write_text(
+        '[venue]\nname = "hyperliquid"\n'
+        'api_url = "https://desk:hunter2@api.example/v1?apikey=s3cr3t&region=eu"\n'
+    )
+    shown = settings_as_toml(load_settings(path, env={}))
+    assert "hunter2" not in shown and "s3cr3t" not in shown and "desk:" not in shown
+    assert 'api_url = "https://********@api.example/v1?apikey=********&region=eu"' in shown
+
+
+def test_a_bad_url_setting_from_the_environment_is_masked_in_the_error() -> None:
+    env = {"PERPDESK_VENUE__SHUTDOWN_TIMEOUT_S": "https://u:hunter2@x?token=abc"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, env=env)
+    assert "hunter2" not in str(err.value) and "abc" not in str(err.value)
