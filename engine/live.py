@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TextIO
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TextIO
 
 from engine.config import Settings
 from engine.events import Action, CancelAll, Command, PlaceQuote, SetPaused
@@ -43,14 +44,30 @@ _NS_PER_MS = 1_000_000
 _WORK_SLICE_NS = 20 * _NS_PER_MS
 # After an error the venue keeps failing on, retry at this pace instead of spinning.
 _ERROR_BACKOFF_S = 0.5
-# Shutdown steps the venue until every cancel is confirmed, but never further than this.
-_SHUTDOWN_MAX_STEPS = 10_000
-_SHUTDOWN_MAX_SIM_NS = 10 * _NS_PER_S
+# Shutdown steps the venue until every cancel is confirmed, for up to `venue.shutdown_timeout_s`
+# of the venue's clock (the embedded exchange is stepped, so its clock, not the wall's, is the
+# one that runs); the step count is only a guard against a venue that never advances.
+_SHUTDOWN_MAX_STEPS = 1_000_000
 _SHUTDOWN_CANCEL_RETRIES = 3
 
 
 class VenueUnavailable(Exception):
-    """The configured venue has no live connector yet."""
+    """The configured venue cannot be traded live (no connector yet, or not that symbol)."""
+
+
+def check_venue(settings: Settings) -> None:
+    """Refuse, before anything starts, a venue we cannot run or a symbol it does not trade."""
+    if settings.venue.name != "sim":
+        raise VenueUnavailable(
+            f"venue.name = {settings.venue.name!r}: only the embedded exchange ('sim') can "
+            'run live so far; set venue.name = "sim"'
+        )
+    traded = sim_params(settings.sim, start_ns=0).symbol
+    if settings.strategy.symbol != traded:
+        raise VenueUnavailable(
+            f"strategy.symbol = {settings.strategy.symbol!r}: the embedded exchange trades "
+            f"{traded} only; set strategy.symbol = {traded!r}"
+        )
 
 
 class LiveEngine:
@@ -68,12 +85,9 @@ class LiveEngine:
         max_sleep_s: float = 0.05,
         epoch_s: float | None = None,
         lag_window_s: float = 10.0,
+        order_id_prefix: str = "",
     ) -> None:
-        if settings.venue.name != "sim":
-            raise VenueUnavailable(
-                f"venue.name = {settings.venue.name!r}: only the embedded exchange ('sim') can "
-                'run live so far; set venue.name = "sim"'
-            )
+        check_venue(settings)
         self.settings = settings
         self.epoch_s = time.time() if epoch_s is None else epoch_s
         """Wall-clock time (Unix seconds) when the engine was built, at sim time `sim0_ns`."""
@@ -92,6 +106,7 @@ class LiveEngine:
             self.market.instrument,
             seed=settings.sim.seed,
             ladder_levels=settings.ui.ladder_levels,
+            order_id_prefix=order_id_prefix,
         )
         self.venue_name = "sim"
         self.speed = settings.sim.speed
@@ -142,6 +157,12 @@ class LiveEngine:
         self.closed = False
         self.resting_left: int | None = None
         """Orders left at the venue after shutdown (None until the engine has closed)."""
+        self.unconfirmed_ids: tuple[str, ...] = ()
+        """After shutdown: ids of our orders the venue still holds or never confirmed gone."""
+        self.shutdown_timeout_s = settings.venue.shutdown_timeout_s
+        self.exit_kind = "clean"
+        """How this session is ending, for the journal: 'clean', 'signal' or 'crash'. The
+        shell sets it before stopping, so it is recorded before anything can fail."""
 
     # ---- time ---------------------------------------------------------------------------------
 
@@ -244,11 +265,15 @@ class LiveEngine:
         now = self._core_now_ns
         while self._commands:
             command = self._commands.popleft()
-            for action in self.quoter.on_command(command, now):
+            for action in self.command_actions(command, now):
                 self.market.submit(action, now)
         # Our actions take effect at `now` (plus latency): let the venue answer them at once,
         # so a kill shows as "no resting orders" in the very next snapshot.
         self._advance(now)
+
+    def command_actions(self, command: Command, now_ns: int) -> list[Action]:
+        """What the core does with an operator command (a shell may refuse some first)."""
+        return self.quoter.on_command(command, now_ns)
 
     def _count_events(self, count: int) -> None:
         self.events_total += count
@@ -309,6 +334,25 @@ class LiveEngine:
         ordered = sorted(lag for _, lag in lags)
         self.lag_p99_ms = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
         self.lag_max_ms = ordered[-1]
+
+    def _unconfirmed(self) -> tuple[str, ...]:
+        """Our orders the venue holds, or that the core has not yet seen confirmed gone."""
+        ids = {order_id for order_id, *_ in self.market.resting_orders()}
+        ids.update(order.order_id for order in self.quoter.working_orders())
+        return tuple(sorted(ids))
+
+    def shutdown_report(self) -> str:
+        """One line on how the shutdown ended; never claims more than the venue confirmed."""
+        if not self.closed:
+            return "not stopped yet"
+        if not self.unconfirmed_ids:
+            return "stopped: every cancel confirmed; 0 resting orders left at the venue"
+        shown = ", ".join(self.unconfirmed_ids[:10])
+        more = f" and {len(self.unconfirmed_ids) - 10} more" if len(self.unconfirmed_ids) > 10 else ""
+        return (
+            f"stopped: cancel-all sent, but {len(self.unconfirmed_ids)} orders not confirmed "
+            f"cancelled after {self.shutdown_timeout_s:g} s: {shown}{more}; check them at the venue"
+        )
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -391,14 +435,14 @@ class LiveEngine:
         actions.append(CancelAll("shutdown: cancel all before exit"))
         for action in actions:
             market.submit(action, now)
-        confirm_by_ns = max(now, market.now_ns) + self._latency_ns
-        give_up_ns = confirm_by_ns + _SHUTDOWN_MAX_SIM_NS
+        start_ns = max(now, market.now_ns)
+        confirm_by_ns = start_ns + self._latency_ns
+        give_up_ns = start_ns + round(self.shutdown_timeout_s * _NS_PER_S)
         retries = 0
         steps = 0
         while steps < _SHUTDOWN_MAX_STEPS:
             ts = market.next_ts_ns
-            settled = not market.resting_orders() and not quoter.resting_quote_count()
-            if ts > give_up_ns or (ts > confirm_by_ns and settled):
+            if ts > give_up_ns or (ts > confirm_by_ns and not self._unconfirmed()):
                 break
             if ts > confirm_by_ns and retries < _SHUTDOWN_CANCEL_RETRIES:
                 # the venue has had time to answer and still holds orders: ask again
@@ -407,8 +451,7 @@ class LiveEngine:
                 confirm_by_ns = ts + self._latency_ns + _NS_PER_S
             steps += 1
             try:
-                events = market.step()
-                for event in events:
+                for event in market.step():
                     for action in quoter.on_event(event, ts):
                         if not isinstance(action, PlaceQuote):  # hedges and cancels still go
                             market.submit(action, ts)
@@ -416,12 +459,30 @@ class LiveEngine:
                 self.errors += 1
                 self.last_error = f"during shutdown: {type(exc).__name__}: {exc}"
             self._core_now_ns = max(self._core_now_ns, ts)
-        self.resting_left = len(market.resting_orders())
+        self.unconfirmed_ids = self._unconfirmed()
+        self.resting_left = len(self.unconfirmed_ids)
         self.closed = True
         with contextlib.suppress(Exception):
             self.snapshot = self.quoter.snapshot(self._core_now_ns)
             self.snapshots_published += 1
         return self.resting_left
+
+
+@contextlib.contextmanager
+def signals_absorbed() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP are ignored while a shutdown finishes: the first one already
+    asked to stop, and a second must not cut short the cancels or the journal's exit record."""
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):  # not the main thread: nothing to absorb here
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # ---- headless: the same engine without the screen ---------------------------------------------
@@ -461,5 +522,5 @@ async def run_headless(
             await asyncio.wait_for(stop_event.wait(), interval_s)
         print(status_line(engine), file=stream, flush=True)
     left = await engine.stop()
-    print(f"stopped: all orders cancelled; {left} resting orders left at the venue", file=stream)
+    print(engine.shutdown_report(), file=stream)
     return 0 if left == 0 else 1

@@ -6,14 +6,27 @@ inventory, P&L, day baseline and kill state, and wraps the venue so that every o
 cancel is journaled and every venue event passes the message gate before the core sees it.
 The engine journals state changes, alerts, commands and a mark a second; `close` records how
 the session ended.
+
+What real money leans on here:
+- Order ids are session-unique (`s<session>-<random>-q17`), so a restart can tell its orders
+  from a crashed session's; orders the last session left open, or any order of ours the
+  venue still holds at start, are cancelled and the operator is told what was found.
+- A fill the gate refuses (not one of our working orders, oversized, at a price we did not
+  quote, an absurd fee) is never booked, journaled as booked or hedged: it is a critical
+  alert, the position is checked against the venue's, and a second one within a minute kills.
+- A journal that cannot record a fill within `risk.journal_stall_s` kills (cancel all, stop
+  quoting) with the reason on screen; resume is refused until the journal has caught up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
+import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,15 +42,17 @@ from engine.events import (
     Command,
     Fill,
     FundingPayment,
+    Kill,
     OrderCanceled,
     OrderRejected,
     PlaceHedge,
     PlaceQuote,
+    Resume,
     Trade,
     VenueEvent,
 )
-from engine.journal import Journal, recover
-from engine.live import LiveEngine, run_headless
+from engine.journal import CloseReport, Journal, recover
+from engine.live import LiveEngine, check_venue, run_headless, signals_absorbed
 from engine.quoter import Quoter
 from engine.sim.configure import sim_params
 from engine.sim.market import SimMarket
@@ -45,12 +60,13 @@ from engine.snapshot import EngineState
 from engine.validate import MessageGuard
 
 _NS_PER_S = 1_000_000_000
+_REFUSED_FILL_WINDOW_NS = 60 * _NS_PER_S
 WallClock = Callable[[], int]
 
 
 class JournaledVenue:
-    """The venue as the core sees it: actions journaled on the way out, events journaled and
-    checked by the message gate on the way in (a refused event becomes an alert)."""
+    """The venue as the core sees it: actions journaled on the way out, events checked by the
+    message gate and journaled on the way in (a refused event becomes an alert, or a kill)."""
 
     def __init__(
         self, venue: SimMarket, journal: Journal, quoter: Quoter, wall_ns: WallClock
@@ -58,8 +74,20 @@ class JournaledVenue:
         self.venue = venue
         self.journal = journal
         self.quoter = quoter
-        self.guard = MessageGuard(last_mid=None)
+        params = venue.params
+        top_fee_pct = max(abs(params.maker_fee_pct), abs(params.taker_fee_pct), 0.01)
+        self.guard = MessageGuard(
+            last_mid=None,
+            orders=quoter.working_order,
+            tick_size=venue.instrument.tick_size,
+            lot_size=venue.instrument.lot_size,
+            max_fee_rate=2 * top_fee_pct / 100,
+        )
         self._wall_ns = wall_ns
+        self.refused_fill_ns: deque[int] = deque()
+        """Venue times of the fills refused in the last minute."""
+        self.refused_fills = 0
+        self._position_check_due = False
 
     def __getattr__(self, name: str) -> Any:  # the rest of the venue's surface, unchanged
         return getattr(self.venue, name)
@@ -102,26 +130,19 @@ class JournaledVenue:
         self.venue.submit(action, now_ns)
 
     def step(self) -> list[VenueEvent]:
-        events = self.venue.step()
-        passed: list[VenueEvent] = []
+        # The core has handled the last batch by now: its orders and position are current.
         guard = self.guard
+        guard.core_caught_up()
+        if self._position_check_due:
+            self._position_check_due = False
+            self.check_position(self.venue.now_ns)
+        events = self.venue.step()
+        now = self.venue.now_ns
+        passed: list[VenueEvent] = []
         for event in events:
-            problem = guard.check(event)
+            problem = guard.check(event, now)
             if problem is not None:
-                ts = event.ts_ns if isinstance(event.ts_ns, int) else self.venue.now_ns
-                if isinstance(event, BookUpdate | Trade):
-                    self.quoter.raise_alert(
-                        ts, Severity.WARNING, "feed", f"venue message refused: {problem}"
-                    )
-                    continue
-                # An order or account message we cannot book means our position is no longer
-                # known: stop and cancel everything rather than trade on a wrong inventory.
-                message = f"venue message refused: {problem}"
-                if self.quoter.state is EngineState.KILLED:
-                    self.quoter.raise_alert(ts, Severity.CRITICAL, "feed", message)
-                    continue
-                for action in self.quoter.on_error(message, ts):
-                    self.submit(action, ts)
+                self._refuse(event, problem, now)
                 continue
             passed.append(event)
             if isinstance(
@@ -130,6 +151,64 @@ class JournaledVenue:
                 self._journal_event(event)
         guard.accepted_mid(self.quoter.book.mid)
         return passed
+
+    def _refuse(self, event: object, problem: str, now: int) -> None:
+        quoter = self.quoter
+        message = f"venue message refused: {problem}"
+        if isinstance(event, BookUpdate | Trade):
+            quoter.raise_alert(now, Severity.WARNING, "feed", message)
+            return
+        self.journal.append(
+            "refused", self._wall_ns(), {"event": type(event).__name__, "problem": problem}
+        )
+        if isinstance(event, Fill):
+            # Never booked, never hedged. Our picture of the account may be wrong: check the
+            # venue's position (after the core has handled this batch), and stop on a second.
+            self.refused_fills += 1
+            self._position_check_due = True
+            times = self.refused_fill_ns
+            times.append(now)
+            while times and times[0] < now - _REFUSED_FILL_WINDOW_NS:
+                times.popleft()
+            quoter.raise_alert(now, Severity.CRITICAL, "orders", f"fill refused: {problem}")
+            if len(times) >= 2 and quoter.state is not EngineState.KILLED:
+                self._kill(now, f"{len(times)} fills refused within a minute ({problem})")
+            return
+        # Any other order or account message we cannot read means our position is no longer
+        # known: stop and cancel everything rather than trade on a wrong inventory.
+        if quoter.state is EngineState.KILLED:
+            quoter.raise_alert(now, Severity.CRITICAL, "feed", message)
+            return
+        for action in quoter.on_error(message, now):
+            self.submit(action, now)
+
+    def _kill(self, now: int, reason: str) -> None:
+        for action in self.quoter.on_command(Kill(reason), now):
+            self.submit(action, now)
+
+    def check_position(self, now: int) -> None:
+        """The venue's position is the truth: adopt it (and say so) if ours differs."""
+        quoter = self.quoter
+        venue_position = self.venue.position_base
+        ours = quoter.position_base
+        if abs(venue_position - ours) < quoter.instrument.lot_size / 2:
+            quoter.raise_alert(
+                now,
+                Severity.INFO,
+                "reconcile",
+                f"position checked after a refused fill: venue and core agree at {ours:g}",
+            )
+            return
+        if quoter.book.mid is None:
+            self._position_check_due = True  # needs a mid to mark the difference: next batch
+            return
+        quoter.reconcile(venue_position, now)
+        quoter.raise_alert(
+            now,
+            Severity.CRITICAL,
+            "reconcile",
+            f"venue position {venue_position:g} differs from ours {ours:g}: adopted the venue's",
+        )
 
     def _journal_event(self, event: VenueEvent) -> None:
         wall = self._wall_ns()
@@ -156,15 +235,23 @@ class JournaledEngine(LiveEngine):
 
     journal: Journal
     wall_ns: WallClock
+    market: JournaledVenue  # type: ignore[assignment]
 
-    def attach(self, journal: Journal, wall_ns: WallClock) -> None:
+    def attach(
+        self, journal: Journal, wall_ns: WallClock, left_open: dict[str, int] | None = None
+    ) -> None:
         self.journal = journal
         self.wall_ns = wall_ns
         self._journaled_state = self.quoter.state
         self._journaled_alerts = sum(self.quoter.alert_counts.values())
         self._next_mark_wall_ns = 0
         self._reconciled = False
-        self.market = JournaledVenue(self.market, journal, self.quoter, wall_ns)  # type: ignore[assignment]
+        self._left_open = dict(left_open or {})
+        """Orders the journal says the last session left open: checked at the first pump."""
+        self._journal_failing: str | None = None
+        self._exit_marked = False
+        self.close_report: CloseReport | None = None
+        self.market = JournaledVenue(self.market, journal, self.quoter, wall_ns)  # type: ignore[arg-type]
 
     def send(self, command: Command) -> None:
         self.journal.append(
@@ -172,12 +259,41 @@ class JournaledEngine(LiveEngine):
         )
         super().send(command)
 
+    def command_actions(self, command: Command, now_ns: int) -> list[Action]:
+        if isinstance(command, Resume) and self.journal.failure:
+            self.quoter.raise_alert(
+                now_ns,
+                Severity.CRITICAL,
+                "journal",
+                f"resume refused: the journal cannot record fills ({self.journal.failure})",
+            )
+            return []
+        return super().command_actions(command, now_ns)
+
     def pump(self) -> None:
         super().pump()
         try:
+            self.watch_journal()
             self.journal_core()
         except Exception as exc:  # the journal must never stop the engine: kill and report
             self._fail(exc)
+
+    def watch_journal(self) -> None:
+        """A journal that cannot record fills stops the trading until it can again."""
+        failure = self.journal.failure
+        now = self._core_now_ns
+        if failure and not self._journal_failing:
+            self._journal_failing = failure
+            for action in self.quoter.on_command(Kill(f"journal: {failure}"), now):
+                self.market.submit(action, now)
+        elif not failure and self._journal_failing:
+            self._journal_failing = None
+            self.quoter.raise_alert(
+                now,
+                Severity.INFO,
+                "journal",
+                "journal writable again: every record is on disk; resume when ready",
+            )
 
     def journal_core(self) -> None:
         """Write what changed in the core since the last call: state, new alerts, a mark."""
@@ -209,13 +325,51 @@ class JournaledEngine(LiveEngine):
             # The venue's position wins over the journal's; any difference is alerted.
             quoter.reconcile(self.market.position_base, self._core_now_ns)
             self._reconciled = True
+            self._cancel_left_behind()
         if mid is not None and wall >= self._next_mark_wall_ns:
             journal.mark(wall, mid)
             self._next_mark_wall_ns = wall + _NS_PER_S
 
+    def _cancel_left_behind(self) -> None:
+        """Orders of ours the venue holds that this session did not send (a crashed session's)
+        are cancelled; orders the journal thought open but the venue no longer holds are
+        closed in the journal. The operator is told either way."""
+        now = self._core_now_ns
+        wall = self.wall_ns()
+        quoter = self.quoter
+        at_venue = [
+            order_id
+            for order_id, *_ in self.market.resting_orders()
+            if quoter.working_order(order_id) is None
+        ]
+        gone = sorted(set(self._left_open) - set(at_venue))
+        for order_id in at_venue:
+            self.market.submit(CancelOrder(order_id), now)
+        for order_id in gone:
+            self.journal.append("order_done", wall, {"order_id": order_id, "why": "gone at start"})
+        if at_venue:
+            quoter.raise_alert(
+                now,
+                Severity.WARNING,
+                "restart",
+                f"{len(at_venue)} orders left at the venue by an earlier session, cancelled: "
+                f"{', '.join(sorted(at_venue)[:5])}{' ...' if len(at_venue) > 5 else ''}",
+            )
+        if self._left_open:
+            quoter.raise_alert(
+                now,
+                Severity.INFO if not at_venue else Severity.WARNING,
+                "restart",
+                f"the journal had {len(self._left_open)} orders open from the last session: "
+                f"{len(gone)} gone at the venue, "
+                f"{len(set(self._left_open) & set(at_venue))} found and cancelled",
+            )
+        self._left_open = {}
+
     def close(self) -> int:
         if self.closed:
             return self.resting_left or 0
+        self.mark_exit()
         left = super().close()
         self.journal_core()
         mark = self.quoter.ledger.mark_price
@@ -223,13 +377,36 @@ class JournaledEngine(LiveEngine):
             self.journal.mark(self.wall_ns(), mark)
         if not left:
             self.journal.append("cancel_all_done", self.wall_ns(), {})
+        else:
+            self.journal.append(
+                "shutdown_unconfirmed", self.wall_ns(), {"order_ids": list(self.unconfirmed_ids)}
+            )
         return left
+
+    def mark_exit(self) -> None:
+        """Record how the session is ending before anything at shutdown can fail."""
+        if not self._exit_marked:
+            self._exit_marked = True
+            self.journal.mark_exit(self.exit_kind, self.wall_ns())
 
     def finish(self, exit: str) -> int:
         """Close the engine (cancel all, confirmed) and the journal, recording `exit`."""
+        if not self._exit_marked:
+            self.exit_kind = exit
         left = self.close()
-        self.journal.close(exit, self.wall_ns())
+        self.close_report = self.journal.close(self.exit_kind, self.wall_ns())
         return left
+
+    def exit_notes(self) -> list[str]:
+        """What the operator must know at exit beyond the orders: records not journaled."""
+        report = self.close_report
+        if report is None or not report.unwritten:
+            return []
+        where = report.recovery_file or "standard error"
+        return [
+            f"journal: {report.unwritten} records could not be written to {self.journal.path}; "
+            f"saved to {where} (read back at the next start)"
+        ]
 
 
 def _fields(command: Command) -> dict[str, Any]:
@@ -237,9 +414,15 @@ def _fields(command: Command) -> dict[str, Any]:
 
 
 def open_engine(
-    settings: Settings, state_dir: Path, *, wall_ns: WallClock = time.time_ns, **engine_options: Any
+    settings: Settings,
+    state_dir: Path,
+    *,
+    wall_ns: WallClock = time.time_ns,
+    adopt_journal: bool = False,
+    **engine_options: Any,
 ) -> JournaledEngine:
     """The engine for a live session in `state_dir`, carrying on from its journal."""
+    check_venue(settings)  # before the journal records a session that cannot run
     now = wall_ns()
     rec = recover(state_dir, now)
     params = sim_params(
@@ -249,10 +432,21 @@ def open_engine(
         start_cash_usd=float(rec.ledger.cash),
         start_price_usd=rec.last_mid or settings.sim.start_price_usd,
     )
-    engine = JournaledEngine(settings, params=params, **engine_options)
     journal = Journal(
-        state_dir, venue=engine.venue_name, symbol=settings.strategy.symbol, started_ns=now
+        state_dir,
+        venue=settings.venue.name,
+        symbol=settings.strategy.symbol,
+        started_ns=now,
+        adopt=adopt_journal,
+        stall_s=settings.risk.journal_stall_s,
     )
+    try:
+        prefix = f"s{journal.session}-{secrets.token_hex(2)}-"
+        engine = JournaledEngine(settings, params=params, order_id_prefix=prefix, **engine_options)
+        engine.attach(journal, wall_ns, rec.open_orders)
+    except BaseException:
+        journal.close("crash", wall_ns())
+        raise
     kill_reason = (rec.kill_reason or "kill switch") if rec.killed else None
     engine.quoter.restore(rec.ledger, rec.day_start_net_usd, kill_reason, now)
     if rec.last_exit is not None:
@@ -264,16 +458,13 @@ def open_engine(
             f"'{rec.last_exit}'; position {rec.position_base:+g}, "
             f"day P&L ${rec.day_pnl_usd():+,.2f}",
         )
-    if rec.killed:
-        journal.append("state", now, {"state": EngineState.KILLED.value, "reason": rec.kill_reason})
-    engine.attach(journal, wall_ns)
     return engine
 
 
-def main_headless(settings: Settings, state_dir: Path) -> int:
+def main_headless(settings: Settings, state_dir: Path, *, adopt_journal: bool = False) -> int:
     """`perpdesk --headless`: a journaled session until SIGINT/SIGTERM/SIGHUP, then cancel all,
     record the exit and leave; 0 when no order is left at the venue."""
-    engine = open_engine(settings, state_dir)
+    engine = open_engine(settings, state_dir, adopt_journal=adopt_journal)
 
     async def _main() -> int:
         stop_event = asyncio.Event()
@@ -281,10 +472,21 @@ def main_headless(settings: Settings, state_dir: Path) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop_event.set)
-        return await run_headless(settings, stop_event, engine=engine)
+        engine.exit_kind = "signal"
+        try:
+            return await run_headless(settings, stop_event, engine=engine)
+        finally:
+            # Still inside the loop, so a second signal only sets the event again: the cancels
+            # and the journal's exit record are never cut short.
+            with signals_absorbed():
+                engine.finish("signal")
 
     try:
         code = asyncio.run(_main())
     finally:
-        engine.finish("signal")
+        with signals_absorbed():
+            if not engine.closed or engine.close_report is None:
+                engine.finish("crash")
+    for note in engine.exit_notes():
+        print(note, file=sys.stderr)
     return code

@@ -28,7 +28,7 @@ from textual.theme import Theme
 from engine.config import Settings
 from engine.events import Flatten, HedgeNow, Kill, Narrow, Resume, SetAutoHedge, SetPaused, Widen
 from engine.grid import decimals_of
-from engine.live import LiveEngine, VenueUnavailable
+from engine.live import LiveEngine, VenueUnavailable, signals_absorbed
 from engine.snapshot import EngineSnapshot, EngineState
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS, next_theme
 from tui.screens import ConfirmScreen, HelpScreen
@@ -229,7 +229,10 @@ class PerpdeskApp(App[int]):
                     loop.add_signal_handler(sig, self._quit_from_signal)
 
     def _quit_from_signal(self) -> None:
+        if self._quitting:  # a second signal while cancelling: absorbed, the first one counts
+            return
         self.quit_by_signal = True
+        self.engine.exit_kind = "signal"
         self.call_later(self.action_quit)
 
     async def on_unmount(self) -> None:
@@ -360,7 +363,9 @@ class PerpdeskApp(App[int]):
         self.exit(0 if left == 0 else 1)
 
 
-def run_console(settings: Settings, state_dir: Path | None = None) -> int:
+def run_console(
+    settings: Settings, state_dir: Path | None = None, *, adopt_journal: bool = False
+) -> int:
     """Run the console until the operator quits; 0 when no order was left at the venue.
 
     With a state directory the session is journaled and carries on from the last one.
@@ -368,7 +373,11 @@ def run_console(settings: Settings, state_dir: Path | None = None) -> int:
     from engine.session import JournaledEngine, open_engine
 
     try:
-        engine = LiveEngine(settings) if state_dir is None else open_engine(settings, state_dir)
+        engine = (
+            LiveEngine(settings)
+            if state_dir is None
+            else open_engine(settings, state_dir, adopt_journal=adopt_journal)
+        )
     except VenueUnavailable as err:
         print(f"perpdesk: {err}", file=sys.stderr)
         return 2
@@ -378,11 +387,15 @@ def run_console(settings: Settings, state_dir: Path | None = None) -> int:
         code = app.run(mouse=False)
         exit_kind = "signal" if app.quit_by_signal else "clean"
     finally:
-        if isinstance(engine, JournaledEngine):
-            left = engine.finish(exit_kind)
-        else:
-            left = engine.close() if not engine.closed else (engine.resting_left or 0)
-    print(f"perpdesk: stopped; {left} resting orders left at the venue", file=sys.stderr)
+        with signals_absorbed():  # the app's loop is gone: a signal now must not cut this short
+            if isinstance(engine, JournaledEngine):
+                left = engine.finish(exit_kind)
+            else:
+                left = engine.close() if not engine.closed else (engine.resting_left or 0)
+    print(f"perpdesk: {engine.shutdown_report()}", file=sys.stderr)
+    if isinstance(engine, JournaledEngine):
+        for note in engine.exit_notes():
+            print(f"perpdesk: {note}", file=sys.stderr)
     if left:
         return 1
     return code if isinstance(code, int) else 0

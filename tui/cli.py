@@ -24,17 +24,18 @@ def _run_console(args: argparse.Namespace) -> int:
             update={"sim": settings.sim.model_copy(update={"speed": args.speed})}
         )
     from engine.journal import JournalError, default_state_dir
+    from engine.live import VenueUnavailable
 
     state_dir = args.state_dir or default_state_dir()
     try:
         if args.headless:
             from engine.session import main_headless
 
-            return main_headless(settings, state_dir)
+            return main_headless(settings, state_dir, adopt_journal=args.adopt_journal)
         from tui.app import run_console
 
-        return run_console(settings, state_dir)
-    except JournalError as err:
+        return run_console(settings, state_dir, adopt_journal=args.adopt_journal)
+    except (JournalError, VenueUnavailable) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
 
@@ -210,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="where the journal lives (default: $XDG_STATE_HOME/perpdesk)",
+    )
+    parser.add_argument(
+        "--adopt-journal",
+        action="store_true",
+        help="carry on a journal written for another venue, symbol or account (refused otherwise)",
     )
     parser.add_argument(
         "--speed",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from engine.grid import decimals_of
 
-_MAX_CACHED = 1_000_000
+# Bounded: sizes in lots take many distinct values (every taker's size, every leaves), and an
+# unbounded cache grew a long session's memory without end. A miss costs one round().
+_MAX_CACHED = 16_384
 
 
 class GridFloats(dict[int, float]):
