@@ -86,8 +86,8 @@ def test_a_restart_carries_the_position_cash_and_pnl_on(tmp_path):
     again.finish("clean")
 
 
-def test_a_fill_the_gate_refuses_kills_and_cancels_instead_of_trading_blind(tmp_path):
-    from engine.events import Fill, Side
+def test_an_unreadable_order_message_kills_and_cancels_instead_of_trading_blind(tmp_path):
+    from engine.events import OrderCanceled
 
     clocks = FakeClocks()
     engine = session(tmp_path, clocks)
@@ -95,13 +95,13 @@ def test_a_fill_the_gate_refuses_kills_and_cancels_instead_of_trading_blind(tmp_
     assert engine.market.resting_orders(), "quoting before the bad message"
     venue = engine.market.venue
     real_step = venue.step
-    bad = Fill(venue.now_ns, "q1", Side.BUY, float("nan"), 0.001, 0.0, True)
+    bad = OrderCanceled(venue.now_ns, 12345)  # an order id that is not text
 
-    def step_once_with_a_bad_fill():
+    def step_once_with_a_bad_message():
         venue.step = real_step
         return [bad, *real_step()]
 
-    venue.step = step_once_with_a_bad_fill
+    venue.step = step_once_with_a_bad_message
     run(engine, clocks, 1.0)
     assert engine.quoter.state is EngineState.KILLED
     assert "venue message refused" in engine.quoter.kill_reason
