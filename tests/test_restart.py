@@ -115,3 +115,60 @@ def test_a_kill_switch_trip_survives_a_crash_and_no_quote_goes_out_until_resume(
     assert all(m["state"] == "KILLED" for m in lines)
     assert all(m["bid"] == "-" and m["ask"] == "-" for m in lines)
     assert status(state)["killed"] is True
+
+
+def test_a_second_signal_during_shutdown_is_absorbed_and_the_exit_is_recorded(tmp_path):
+    state = tmp_path / "state"
+    proc = start(state)
+    read_until(proc, lambda m: m["bid"] != "-")
+    proc.send_signal(signal.SIGTERM)
+    for _ in range(5):  # an impatient operator, or a supervisor that signals again
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "0 resting orders left" in out
+    assert "Traceback" not in err
+    final = status(state)
+    assert final["last_exit"] == "signal"
+    assert final["resting_orders"] == 0
+
+
+def run_once(state_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args, "--state-dir", str(state_dir)],
+        cwd=state_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+    )
+
+
+def test_a_symbol_the_venue_does_not_trade_is_refused_in_one_line(tmp_path):
+    done = run_once(tmp_path / "state", "--headless", PERPDESK_STRATEGY__SYMBOL="ETH-PERP")
+    assert done.returncode == 2
+    assert done.stderr.startswith("perpdesk: strategy.symbol = 'ETH-PERP'")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_another_desks_journal_is_refused_unless_adopted(tmp_path):
+    from engine.journal import Journal
+
+    state = tmp_path / "state"
+    Journal(state, venue="hyperliquid", symbol="ETH-PERP", started_ns=1).close("clean", 2)
+    done = run_once(state, "--headless")
+    assert done.returncode == 2
+    assert "hyperliquid ETH-PERP" in done.stderr and "sim BTC-PERP" in done.stderr
+    assert "--adopt-journal" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--headless", "--adopt-journal", "--speed", "30",
+         "--state-dir", str(state)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    read_until(proc, lambda m: True)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
