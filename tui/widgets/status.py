@@ -104,7 +104,9 @@ class StatusBar(LinePane):
             row.append(Segment(brand, p.heading))
         row.append(Segment(where, p.muted))
         row.append(Segment(badge, badge_style))
-        row.append(Segment(" " + fmt.fit(status, room), p.text))
+        # A reject streak (ONE-SIDED, NOT QUOTING) leaves the state QUOTING: the text says it.
+        status_style = p.warning if status.startswith(("ONE-SIDED", "NOT QUOTING")) else p.text
+        row.append(Segment(" " + fmt.fit(status, room), status_style))
         for _, text, style in facts:
             row.append(Segment(" │ ", p.rule))
             row.append(Segment(text, style))
