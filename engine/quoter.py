@@ -3,11 +3,45 @@
 No I/O, no clock reads, no asyncio: every handler takes the event and the current time in
 nanoseconds and returns the actions the shell must carry out. The live runner and the backtest
 feed it the same way, so the same inputs always give the same decisions.
+
+Orders:
+
+- One working quote per side, counting orders in flight: a side gets a new `PlaceQuote` only
+  when no quote order of ours on that side is still tracked (sent and not yet confirmed gone
+  by a fill to zero, `OrderCanceled` or `OrderRejected`). A refresh sends the cancels; each
+  replacement goes when its cancel's answer arrives, or at the next event or timer tick after.
+- A quote never crosses or touches our own working quote on the other side (a bid's ticks stay
+  below every working ask of ours, an ask's above every working bid); a side that cannot be
+  placed waits.
+- Rejects back off per side: 0.5 s after the first, doubling per consecutive reject up to
+  `risk.reject_backoff_max_s`; an accept on that side ends the streak. One alert when a streak
+  starts; once it has lasted `risk.reject_streak_s` the status reads ONE-SIDED (one side) or
+  NOT QUOTING (both), with one alert, and one more when quoting is two-sided again.
+- Order ids are `{order_id_prefix}q{n}` for quotes and `{order_id_prefix}h{n}` for hedges.
+
+The rate budget (`self.budget`, a sliding window of `risk.rate_limit_calls` calls per
+`risk.rate_limit_window_s`):
+
+- Every call the core emits is spent on the budget when it is emitted: placements, hedges,
+  cancels, re-cancels of orders accepted after we cancelled them, cancel retries, cancel-alls.
+- Placements, hedges and refresh cancels go out only if they fit under the limit less the
+  cancel reserve (`budget.reserve`: max(2, 5% of the limit)). Otherwise they are held back: a
+  refresh is skipped (the old quotes stay and the refresh stays due), a missing quote waits,
+  a held auto-hedge is alerted once and retried by the timer, an operator hedge or flatten
+  that cannot go is refused with an alert saying when it could.
+- Risk-reducing cancels (retries of refused cancels, re-cancels of late accepts, quotes pulled
+  for a block reason: stale feed, pause, stopped by the breaker) may use the reserve but never
+  go past the limit; when even that is full they stay queued in the core and the timer sends
+  them as room frees up.
+- Only `CancelAll` (the kill switch, an unhandled error, shutdown) may go past the limit: it
+  is the cancel of last resort. It is still spent, so it delays everything else.
 """
 
 from __future__ import annotations
 
+import math
 import random
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -58,9 +92,13 @@ from engine.volatility import RealizedVol
 _NS_PER_S = 1_000_000_000
 _NS_PER_DAY = 86_400 * _NS_PER_S
 _MAX_ALERTS = 200
-# After a reject, wait this long before trying that side again, so a market that keeps moving
-# through our post-only price cannot turn into a reject loop that burns the rate budget.
-_REJECT_BACKOFF_NS = _NS_PER_S // 2
+# After a reject, wait this long before trying that side again, doubling per consecutive reject
+# on that side (up to risk.reject_backoff_max_s), so a market that keeps moving through our
+# post-only price, or a venue that refuses everything, cannot burn the rate budget.
+_REJECT_BACKOFF_S = 0.5
+_SIDES = (Side.BUY, Side.SELL)
+_SIDE_NAMES = {Side.BUY: "bids", Side.SELL: "asks"}
+_ORDER_ID_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,16}")
 # A cancel the venue refuses is retried at once this many times; then the kill switch sends
 # the venue-wide cancel-all, which does not depend on one order's state.
 _MAX_CANCEL_RETRIES = 3
@@ -77,10 +115,32 @@ class _Order:
     leaves_base: float
     sent_ns: int
     is_hedge: bool
+    ticks: int = 0
     accepted: bool = False
+    unwanted: bool = False
+    """We want it gone (cancel sent, queued, or covered by the kill switch's cancel-all)."""
+    cancel_out: bool = False
+    """A CancelOrder for it is out and unanswered."""
     cancel_sent: bool = False
+    """A cancel or cancel-all covering it has gone to the venue at least once."""
     filled_any: bool = False
     cancel_retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingOrder:
+    """An order the core still tracks (sent, not yet confirmed gone), as the message gate sees
+    it. For a hedge, `price` is the mid when it was sent (a hedge has no limit price)."""
+
+    order_id: str
+    side: Side
+    price: float
+    size_base: float
+    leaves_base: float
+    is_hedge: bool
+    accepted: bool
+    cancel_sent: bool
+    sent_ns: int
 
 
 class Quoter:
@@ -94,7 +154,14 @@ class Quoter:
         *,
         seed: int = 0,
         ladder_levels: int = 10,
+        order_id_prefix: str = "",
     ) -> None:
+        if not isinstance(order_id_prefix, str) or not _ORDER_ID_PREFIX.fullmatch(order_id_prefix):
+            raise ValueError(
+                f"order_id_prefix must be at most 16 characters of A-Z a-z 0-9 _ -, "
+                f"got {order_id_prefix!r}"
+            )
+        self.order_id_prefix = order_id_prefix
         self.strategy = strategy
         self.risk = risk
         self.instrument = instrument
@@ -125,7 +192,18 @@ class Quoter:
         self._rng = random.Random(seed)
         self._orders: dict[str, _Order] = {}
         self._quote_ids: dict[Side, str | None] = {Side.BUY: None, Side.SELL: None}
-        self._retry_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
+        """The quote we want working on each side (None while it is being replaced)."""
+        self._busy: dict[Side, str | None] = {Side.BUY: None, Side.SELL: None}
+        """The one quote order per side the venue may still hold, wanted or being cancelled."""
+        self._cancel_queue: dict[str, None] = {}
+        """Risk-reducing cancels waiting for room in the rate budget, oldest first."""
+        self._cap_retry_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
+        self._reject_until_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
+        self._reject_count: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
+        self._reject_since_ns: dict[Side, int | None] = {Side.BUY: None, Side.SELL: None}
+        self._reject_reason: dict[Side, str] = {Side.BUY: "", Side.SELL: ""}
+        self._streak_sides: tuple[Side, ...] = ()
+        """The sides whose reject streak has lasted reject_streak_s, as last alerted."""
         self._hedge_id: str | None = None
         self._next_refresh_ns = 0
         self._seq = 0
@@ -138,6 +216,8 @@ class Quoter:
         self._cap_blocked = {Side.BUY: False, Side.SELL: False}
         self._rate_warned = False
         self._throttled = False
+        self._cancels_held = False
+        self._hedge_held = False
         self._stale = False
 
     # ---- derived numbers ----------------------------------------------------------------------
@@ -283,12 +363,16 @@ class Quoter:
         else:
             order.filled_any = True
             order.leaves_base = fill.leaves_base
+            if not order.accepted:
+                order.accepted = True  # a fill proves the venue took it
+                if not order.is_hedge:
+                    self._reject_streak_over(order.side, now_ns)
             if fill.leaves_base <= 0:
                 self._finish(order, now_ns)
         if fill.is_maker:
             self.markouts.on_fill(now_ns, fill.side, fill.price)
         # The position changed: sides held back by the cap get another look.
-        self._retry_ns[Side.BUY] = self._retry_ns[Side.SELL] = 0
+        self._cap_retry_ns[Side.BUY] = self._cap_retry_ns[Side.SELL] = 0
         actions = self._check_daily_loss(now_ns)
         if self.state is not EngineState.KILLED:
             actions += self._auto_hedge(now_ns)
@@ -302,28 +386,35 @@ class Quoter:
         if order is None:
             return []
         if isinstance(event, OrderAccepted):
-            order.accepted = True
-            if order.cancel_sent and not order.is_hedge:
-                # The placement landed after our cancel (or the kill switch's cancel-all)
-                # reached the venue: it is live and unwanted, so cancel it again.
-                self.budget.spend(now_ns)
-                return [CancelOrder(order.order_id)]
+            if order.is_hedge:
+                order.accepted = True
+                return []
+            if not order.accepted:
+                order.accepted = True
+                self._reject_streak_over(order.side, now_ns)
+            if order.unwanted and not order.cancel_out:
+                # The placement landed after our cancel overtook it, or after the kill
+                # switch's cancel-all reached the venue: it is live and unwanted, cancel it.
+                return self._request_cancel(order, now_ns)
             return []
         if isinstance(event, CancelRejected):
+            order.cancel_out = False
             if not order.accepted:
                 # The cancel overtook its own placement; the late accept re-cancels it.
                 return []
+            if not order.unwanted or order.is_hedge:
+                return []  # a cancel we never sent: nothing to retry
             return self._retry_cancel(order, event.reason, now_ns)
         if isinstance(event, OrderRejected):
-            kind = "hedge" if order.is_hedge else f"{order.side.name.lower()} quote"
-            self._alert(
-                now_ns,
-                Severity.WARNING,
-                "orders",
-                f"{kind} {order.order_id} rejected: {event.reason}",
-            )
-            if not order.is_hedge:
-                self._retry_ns[order.side] = now_ns + _REJECT_BACKOFF_NS
+            if order.is_hedge:
+                self._alert(
+                    now_ns,
+                    Severity.WARNING,
+                    "orders",
+                    f"hedge {order.order_id} rejected: {event.reason}",
+                )
+            else:
+                self._quote_rejected(order, event.reason, now_ns)
             self._finish(order, now_ns, rested=False)
             return self._maintain_quotes(now_ns)
         self._finish(order, now_ns)
@@ -344,8 +435,152 @@ class Quoter:
             f"cancel of {order.order_id} refused ({reason}); retry "
             f"{order.cancel_retries} of {_MAX_CANCEL_RETRIES}",
         )
-        self.budget.spend(now_ns)
-        return [CancelOrder(order.order_id)]
+        return self._request_cancel(order, now_ns)
+
+    # ---- cancels and the rate budget ----------------------------------------------------------
+
+    def _request_cancel(self, order: _Order, now_ns: int) -> list[Action]:
+        """A risk-reducing cancel: it may use the budget's reserve, never go past the limit;
+        when it cannot go now it waits in the queue for the timer."""
+        order.unwanted = True
+        if self._quote_ids[order.side] == order.order_id:
+            self._quote_ids[order.side] = None
+        if not order.cancel_out:
+            self._cancel_queue[order.order_id] = None
+        return self._flush_cancels(now_ns)
+
+    def _flush_cancels(self, now_ns: int) -> list[Action]:
+        """Send queued cancels, oldest first, as far as the hard limit allows."""
+        queue = self._cancel_queue
+        if not queue:
+            return []
+        room = self.budget.room(now_ns)
+        actions: list[Action] = []
+        for order_id in list(queue):
+            order = self._orders.get(order_id)
+            if order is None or order.cancel_out:
+                del queue[order_id]
+                continue
+            if room <= 0:
+                break
+            del queue[order_id]
+            order.cancel_out = order.cancel_sent = True
+            actions.append(CancelOrder(order_id))
+            room -= 1
+        if actions:
+            self.budget.spend(now_ns, len(actions))
+        held = bool(queue)
+        if held and not self._cancels_held:
+            used = self.budget.used(now_ns)
+            self._alert(
+                now_ns,
+                Severity.WARNING,
+                "rate limit",
+                f"{len(queue)} cancel(s) wait for room: {used} of {self.budget.limit} calls "
+                f"used in {self.risk.rate_limit_window_s:g} s",
+                value=used,
+                threshold=self.budget.limit,
+            )
+        self._cancels_held = held
+        return actions
+
+    def _note_throttle(self, now_ns: int) -> None:
+        if self._throttled:
+            return
+        self._throttled = True
+        used = self.budget.used(now_ns)
+        self._alert(
+            now_ns,
+            Severity.WARNING,
+            "rate limit",
+            f"throttling: {used} of {self.budget.limit} calls used in "
+            f"{self.risk.rate_limit_window_s:g} s (the last {self.budget.reserve} kept for "
+            f"cancels); quotes held back",
+            value=used,
+            threshold=self.budget.limit,
+        )
+
+    # ---- reject streaks -----------------------------------------------------------------------
+
+    def _quote_rejected(self, order: _Order, reason: str, now_ns: int) -> None:
+        side = order.side
+        count = self._reject_count[side] + 1
+        self._reject_count[side] = count
+        self._reject_reason[side] = reason
+        backoff_s = min(
+            _REJECT_BACKOFF_S * 2.0 ** min(count - 1, 60), self.risk.reject_backoff_max_s
+        )
+        self._reject_until_ns[side] = now_ns + int(backoff_s * _NS_PER_S)
+        if count == 1:
+            self._reject_since_ns[side] = now_ns
+            self._alert(
+                now_ns,
+                Severity.WARNING,
+                "rejects",
+                f"{_SIDE_NAMES[side]} rejected ({reason}): {order.order_id}; next try in "
+                f"{backoff_s:g} s, doubling while rejects continue (up to "
+                f"{self.risk.reject_backoff_max_s:g} s)",
+            )
+        self._check_reject_streaks(now_ns)
+
+    def _reject_streak_over(self, side: Side, now_ns: int) -> None:
+        """An accept on `side`: its backoff and streak end."""
+        if not self._reject_count[side]:
+            return
+        self._reject_count[side] = 0
+        self._reject_since_ns[side] = None
+        self._reject_until_ns[side] = 0
+        self._check_reject_streaks(now_ns)
+
+    def _long_streaks(self, now_ns: int) -> tuple[Side, ...]:
+        streak_ns = self.risk.reject_streak_s * _NS_PER_S
+        return tuple(
+            s
+            for s in _SIDES
+            if (since := self._reject_since_ns[s]) is not None and now_ns - since >= streak_ns
+        )
+
+    def _streak_text(self, sides: tuple[Side, ...], now_ns: int) -> tuple[str, float]:
+        """The status line for reject streaks on `sides`, and how long (s) they have lasted."""
+        lasted_s = min((now_ns - (self._reject_since_ns[s] or now_ns)) / _NS_PER_S for s in sides)
+        next_s = max(0.0, min(self._reject_until_ns[s] - now_ns for s in sides) / _NS_PER_S)
+        tail = f"for {int(lasted_s)} s"
+        nxt = f"next try in {math.ceil(next_s)} s"
+        if len(sides) == 2:
+            reasons = {self._reject_reason[s] for s in sides}
+            reason = (
+                reasons.pop()
+                if len(reasons) == 1
+                else "; ".join(f"{_SIDE_NAMES[s]}: {self._reject_reason[s]}" for s in sides)
+            )
+            return f"NOT QUOTING: both sides rejected {tail} ({reason}); {nxt}", lasted_s
+        side = sides[0]
+        text = (
+            f"ONE-SIDED: {_SIDE_NAMES[side]} rejected {tail} ({self._reject_reason[side]}); {nxt}"
+        )
+        return text, lasted_s
+
+    def _check_reject_streaks(self, now_ns: int) -> None:
+        """One alert each time the set of sides in a long reject streak changes."""
+        sides = self._long_streaks(now_ns)
+        if sides == self._streak_sides:
+            return
+        before = self._streak_sides
+        self._streak_sides = sides
+        threshold = self.risk.reject_streak_s
+        if not sides:
+            back = " and ".join(_SIDE_NAMES[s] for s in before)
+            self._alert(
+                now_ns,
+                Severity.INFO,
+                "rejects",
+                f"{back} accepted again: quoting is two-sided again",
+                threshold=threshold,
+            )
+            return
+        text, lasted_s = self._streak_text(sides, now_ns)
+        severity = Severity.CRITICAL if len(sides) == 2 else Severity.WARNING
+        self._alert(now_ns, severity, "rejects", text, value=lasted_s, threshold=threshold)
 
     def on_funding(self, event: FundingPayment, now_ns: int) -> list[Action]:
         self.ledger.on_funding(rate=event.rate, mark_price=event.mark_price)
@@ -355,8 +590,10 @@ class Quoter:
         """Periodic checks the market does not trigger: day roll, limits, breaker, stale feed."""
         self._roll_day(now_ns)
         actions = self._check_daily_loss(now_ns)
+        actions += self._flush_cancels(now_ns)
         if self.state is EngineState.KILLED:
             return actions
+        self._check_reject_streaks(now_ns)
         self._check_vol_breaker(now_ns)
         actions += self._check_stale_feed(now_ns)
         self._check_rate_budget(now_ns)
@@ -424,7 +661,7 @@ class Quoter:
             value=value,
             threshold=threshold,
         )
-        self.budget.spend(now_ns)
+        self.budget.spend(now_ns)  # the cancel of last resort: it may go past the limit
         return [CancelAll(reason)]
 
     def _resume(self, now_ns: int) -> list[Action]:
@@ -463,7 +700,7 @@ class Quoter:
         if paused:
             self.state = EngineState.PAUSED
             self._alert(now_ns, Severity.INFO, "operator", "quoting paused; quotes pulled")
-            return self._cancel_quotes(now_ns)
+            return self._pull_quotes(now_ns)
         return self._resume(now_ns)
 
     # ---- quoting ------------------------------------------------------------------------------
@@ -488,55 +725,82 @@ class Quoter:
         return None
 
     def _maintain_quotes(self, now_ns: int) -> list[Action]:
-        """Keep one bid and one ask working: repost both every refresh, refill a missing side."""
+        """Keep one bid and one ask working: cancel both every refresh, place a side once no
+        order of ours is left on it."""
         if self.state is not EngineState.QUOTING:
             return []
         refresh = now_ns >= self._next_refresh_ns
-        quote_ids = self._quote_ids
-        if not refresh and quote_ids[Side.BUY] is not None and quote_ids[Side.SELL] is not None:
+        busy = self._busy
+        if not refresh and busy[Side.BUY] is not None and busy[Side.SELL] is not None:
             return []  # the common case, once per market message: nothing to do, nothing built
-        missing = [
-            s
-            for s in (Side.BUY, Side.SELL)
-            if self._quote_ids[s] is None and now_ns >= self._retry_ns[s]
-        ]
-        if not refresh and not missing:
+        if (
+            not refresh
+            and not self._free_side(Side.BUY, now_ns)
+            and not self._free_side(Side.SELL, now_ns)
+        ):
             return []
         if self._block_reason(now_ns) is not None:
-            return self._cancel_quotes(now_ns)
-        actions: list[Action] = []
-        if refresh:
-            actions += self._cancel_quotes(now_ns, spend=False)
-            missing = [Side.BUY, Side.SELL]
-            self._next_refresh_ns = now_ns + self._refresh_interval_ns()
-        places = self._new_quotes(now_ns, missing)
-        if not self.budget.can_spend(now_ns, len(actions) + len(places)):
-            if not self._throttled:
-                self._throttled = True
-                self._alert(
-                    now_ns,
-                    Severity.WARNING,
-                    "rate limit",
-                    f"throttling: {self.budget.used(now_ns)} of {self.budget.limit} calls "
-                    f"used in {self.risk.rate_limit_window_s:g} s; quotes held back",
-                    value=self.budget.used(now_ns),
-                    threshold=self.budget.limit,
-                )
-            self.budget.spend(now_ns, len(actions))
+            return self._pull_quotes(now_ns)
+        actions: list[Action] = self._refresh(now_ns) if refresh else []
+        free = [s for s in _SIDES if self._free_side(s, now_ns)]
+        if not free:
             return actions
-        self._throttled = False
+        places = self._new_quotes(now_ns, free)
+        if not places:
+            return actions
+        room = self.budget.room(now_ns, reserve=True)
+        if room < len(places):
+            self._note_throttle(now_ns)
+            places = places[: max(room, 0)]
+            if not places:
+                return actions
+        else:
+            self._throttled = False
         for place in places:
+            side = place.side
             self._orders[place.order_id] = _Order(
                 place.order_id,
-                place.side,
+                side,
                 place.price,
                 place.size_base,
                 place.size_base,
                 now_ns,
                 is_hedge=False,
+                ticks=round(place.price / self.instrument.tick_size),
             )
-            self._quote_ids[place.side] = place.order_id
+            self._quote_ids[side] = self._busy[side] = place.order_id
+        self.budget.spend(now_ns, len(places))
         actions += places
+        return actions
+
+    def _free_side(self, side: Side, now_ns: int) -> bool:
+        """No order of ours on `side`, and neither a reject backoff nor the cap holds it."""
+        return (
+            self._busy[side] is None
+            and now_ns >= self._reject_until_ns[side]
+            and now_ns >= self._cap_retry_ns[side]
+        )
+
+    def _refresh(self, now_ns: int) -> list[Action]:
+        """Stale-quote protection: cancel the working quotes; each side is replaced when its
+        cancel is answered. Skipped (and kept due) while the budget has no room for the cancels
+        and their replacements."""
+        live = [s for s in _SIDES if self._quote_ids[s] is not None]
+        if live and self.budget.room(now_ns, reserve=True) < 2 * len(live):
+            self._note_throttle(now_ns)
+            return []
+        self._next_refresh_ns = now_ns + self._refresh_interval_ns()
+        actions: list[Action] = []
+        for side in live:
+            order_id = self._quote_ids[side]
+            assert order_id is not None
+            self._quote_ids[side] = None
+            order = self._orders[order_id]
+            order.unwanted = True
+            if not order.cancel_out:
+                order.cancel_out = order.cancel_sent = True
+                self._cancel_queue.pop(order_id, None)
+                actions.append(CancelOrder(order_id))
         self.budget.spend(now_ns, len(actions))
         return actions
 
@@ -573,10 +837,17 @@ class Quoter:
                     ticks = max(ticks, best_bid + 1)
             if ticks <= 0:
                 continue
+            # Never cross or touch our own working quote on the other side (one being cancelled
+            # may still be live): that side waits for it to go.
+            other_id = self._busy[side.opposite]
+            if other_id is not None:
+                other = self._orders[other_id].ticks
+                if (ticks >= other) if side is Side.BUY else (ticks <= other):
+                    continue
             price = ticks_to_price(ticks, self.instrument.tick_size)
             size = self._quote_size(now_ns, side, price, mid)
             if size <= 0:
-                self._retry_ns[side] = self._next_refresh_ns
+                self._cap_retry_ns[side] = self._next_refresh_ns
                 continue
             places.append(PlaceQuote(self._next_id("q"), side, price, size))
         return places
@@ -622,43 +893,48 @@ class Quoter:
         room = floor_lots(position_room - in_flight, lot)
         return min(size, max(room, 0.0))
 
-    def _cancel_quotes(self, now_ns: int, spend: bool = True) -> list[Action]:
-        actions: list[Action] = []
-        for side in (Side.BUY, Side.SELL):
+    def _pull_quotes(self, now_ns: int) -> list[Action]:
+        """Pull our working quotes for a block reason (stale feed, pause, breaker): cancels
+        that reduce risk, so they may use the budget's reserve."""
+        for side in _SIDES:
             order_id = self._quote_ids[side]
             if order_id is None:
                 continue
             self._quote_ids[side] = None
-            order = self._orders.get(order_id)
-            if order is not None and not order.cancel_sent:
-                order.cancel_sent = True
-                actions.append(CancelOrder(order_id))
-        if spend and actions:
-            self.budget.spend(now_ns, len(actions))
-        return actions
+            order = self._orders[order_id]
+            order.unwanted = True
+            if not order.cancel_out:
+                self._cancel_queue[order_id] = None
+        return self._flush_cancels(now_ns)
 
     def _mark_all_cancelled(self) -> None:
+        """The kill switch's cancel-all covers every quote the venue holds; one still in flight
+        is cancelled again when its accept arrives."""
         for order in self._orders.values():
             if not order.is_hedge:
-                order.cancel_sent = True
+                order.unwanted = order.cancel_sent = True
+        self._cancel_queue.clear()
         self._quote_ids[Side.BUY] = self._quote_ids[Side.SELL] = None
 
     def _finish(self, order: _Order, now_ns: int, rested: bool = True) -> None:
         """The order is gone from the venue: forget it and score it."""
         self._orders.pop(order.order_id, None)
+        self._cancel_queue.pop(order.order_id, None)
         if order.is_hedge:
             if self._hedge_id == order.order_id:
                 self._hedge_id = None
             return
         if self._quote_ids[order.side] == order.order_id:
             self._quote_ids[order.side] = None
+        if self._busy[order.side] == order.order_id:
+            self._busy[order.side] = None
         if rested:
             self.fill_rate.on_quote_done(order.filled_any)
             self._check_adverse(now_ns)
 
-    def _next_id(self, prefix: str) -> str:
+    def _next_id(self, kind: str) -> str:
         self._seq += 1
-        return f"{prefix}{self._seq}"
+        return f"{self.order_id_prefix}{kind}{self._seq}"
 
     # ---- hedging ------------------------------------------------------------------------------
 
@@ -699,6 +975,10 @@ class Quoter:
         if size <= 0:
             return []
         side = Side.SELL if position > 0 else Side.BUY
+        if self.budget.room(now_ns, reserve=True) < 1:
+            self._hedge_held_back(now_ns, reason, side, size * mid)
+            return []
+        self._hedge_held = False
         order_id = self._next_id("h")
         self._hedge_id = order_id
         self._orders[order_id] = _Order(order_id, side, mid, size, size, now_ns, is_hedge=True)
@@ -714,6 +994,30 @@ class Quoter:
         )
         self.budget.spend(now_ns)
         return [PlaceHedge(order_id, side, size, reason)]
+
+    def _hedge_held_back(self, now_ns: int, reason: str, side: Side, usd: float) -> None:
+        """No room in the budget: the auto-hedge is alerted once and retried by the timer;
+        an operator's hedge or flatten is refused, saying when it could go."""
+        if reason == "auto-hedge":
+            if self._hedge_held:
+                return
+            self._hedge_held = True
+        wait_s = self.budget.free_in_ns(now_ns, 1, reserve=True) / _NS_PER_S
+        used = self.budget.used(now_ns)
+        then = (
+            "retried as soon as there is room"
+            if reason == "auto-hedge"
+            else f"not sent; try again in {math.ceil(wait_s)} s"
+        )
+        self._alert(
+            now_ns,
+            Severity.WARNING,
+            "hedge",
+            f"{reason} ({side.name.lower()} ${usd:,.2f}) held back: {used} of "
+            f"{self.budget.limit} API calls used in {self.risk.rate_limit_window_s:g} s; {then}",
+            value=used,
+            threshold=self.budget.limit,
+        )
 
     # ---- risk controls ------------------------------------------------------------------------
 
@@ -788,7 +1092,7 @@ class Quoter:
             value=age_s,
             threshold=self.risk.stale_feed_s,
         )
-        return self._cancel_quotes(now_ns)
+        return self._pull_quotes(now_ns)
 
     def _check_rate_budget(self, now_ns: int) -> None:
         warn = self.budget.is_warning(now_ns)
@@ -860,6 +1164,26 @@ class Quoter:
             return None
         return self._orders[bid_id].price, self._orders[ask_id].price
 
+    def status(self, now_ns: int) -> str:
+        """The header's line: why we are not quoting, a side rejected for reject_streak_s or
+        more (ONE-SIDED / NOT QUOTING), or 'quoting'."""
+        block = self._block_reason(now_ns)
+        if block is not None:
+            return block
+        sides = self._long_streaks(now_ns)
+        if sides:
+            return self._streak_text(sides, now_ns)[0]
+        return "quoting"
+
+    def working_order(self, order_id: str) -> WorkingOrder | None:
+        """An order the core still tracks (sent, not yet confirmed gone), or None."""
+        order = self._orders.get(order_id)
+        return None if order is None else _view(order)
+
+    def working_orders(self) -> tuple[WorkingOrder, ...]:
+        """Every order the core still tracks, oldest first."""
+        return tuple(_view(o) for o in self._orders.values())
+
     def resting_quote_count(self) -> int:
         """Quotes that are live or may still be at the venue (sent, not yet confirmed gone)."""
         return sum(1 for o in self._orders.values() if not o.is_hedge)
@@ -871,12 +1195,11 @@ class Quoter:
             self.ledger.mark(mid)
         bids, asks = book.top(self.ladder_levels)
         terms = self.ledger.terms()
-        block = self._block_reason(now_ns)
         return EngineSnapshot(
             ts_ns=now_ns,
             symbol=self.instrument.symbol,
             state=self.state,
-            status=block or "quoting",
+            status=self.status(now_ns),
             mid=mid,
             market_spread_bps=book.spread_bps,
             bids=bids,
@@ -929,3 +1252,17 @@ class Quoter:
             age_s=(now_ns - order.sent_ns) / _NS_PER_S,
             state="resting" if order.accepted else "pending",
         )
+
+
+def _view(order: _Order) -> WorkingOrder:
+    return WorkingOrder(
+        order_id=order.order_id,
+        side=order.side,
+        price=order.price,
+        size_base=order.size_base,
+        leaves_base=order.leaves_base,
+        is_hedge=order.is_hedge,
+        accepted=order.accepted,
+        cancel_sent=order.cancel_sent,
+        sent_ns=order.sent_ns,
+    )

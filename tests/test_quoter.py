@@ -339,14 +339,28 @@ def test_the_venue_position_wins_on_reconcile_with_an_alert_and_no_pnl_jump():
     assert len(alerts_of(desk, "reconcile")) == 1
 
 
+def requote(quoter, command, now):
+    """Send `command`, answer its cancels at once; return the replacement placements."""
+    from engine.events import OrderCanceled
+
+    places = []
+    for action in quoter.on_command(command, now):
+        if isinstance(action, PlaceQuote):
+            places.append(action)
+        elif isinstance(action, CancelOrder):
+            answer = quoter.on_order_update(OrderCanceled(now, action.order_id), now)
+            places += [a for a in answer if isinstance(a, PlaceQuote)]
+    return places
+
+
 def test_a_placement_that_lands_after_the_kill_is_cancelled_again():
     from engine.events import OrderAccepted
 
     desk = Desk()
     desk.warm_up()
     quoter, now = desk.quoter, desk.now_ns
-    late = [a for a in quoter.on_command(Widen(), now) if isinstance(a, PlaceQuote)]
-    assert late, "the widen reposts both quotes"
+    late = requote(quoter, Widen(), now)
+    assert len(late) == 2, "the widen reposts both quotes once the old ones are gone"
     assert any(isinstance(a, CancelAll) for a in quoter.on_command(Kill(), now))
     # the new quotes reach the venue after its cancel-all: the core cancels each again
     for order in late:
@@ -360,13 +374,14 @@ def test_a_cancel_that_overtakes_its_placement_waits_for_the_accept():
     desk = Desk()
     desk.warm_up()
     quoter, now = desk.quoter, desk.now_ns
-    placed = [a for a in quoter.on_command(Widen(), now) if isinstance(a, PlaceQuote)]
+    placed = requote(quoter, Widen(), now)
     order_id = placed[0].order_id
     cancels = [a for a in quoter.on_command(Narrow(), now) if isinstance(a, CancelOrder)]
     assert CancelOrder(order_id) in cancels
     assert quoter.on_order_update(CancelRejected(now, order_id, "unknown order"), now) == []
     assert quoter.on_order_update(OrderAccepted(now, order_id), now) == [CancelOrder(order_id)]
     quoter.on_order_update(OrderCanceled(now, order_id), now)
+    assert quoter.working_order(order_id) is None
     assert order_id not in {
         v.order_id for v in (quoter.snapshot(now).bid_quote, quoter.snapshot(now).ask_quote) if v
     }
