@@ -33,6 +33,7 @@ from engine.events import (
 _MAX_LEVELS = 10_000
 _MAX_FUNDING_RATE = 0.05  # 5% per payment: no venue pays that; it is a broken message
 _MAX_TS_NS = 1 << 62  # year 2116: anything later is not a time
+_MAX_SIZE_BASE = 1e9  # more than any market's whole open interest: a broken number
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
 
@@ -197,8 +198,8 @@ class MessageGuard:
         if p is None or p <= 0:
             return f"{what} price {price!r} is not a positive finite number"
         s = _number(size)
-        if s is None or s <= 0:
-            return f"{what} size {size!r} is not a positive finite number"
+        if s is None or s <= 0 or s > _MAX_SIZE_BASE:
+            return f"{what} size {size!r} is not a number in (0, {_MAX_SIZE_BASE:g}]"
         return self._check_absurd(f"{what} price", p)
 
     def _check_absurd(self, what: str, price: float) -> str | None:
@@ -221,8 +222,8 @@ class MessageGuard:
                 price, size = _number(level[0]), _number(level[1])
                 if price is None or price <= 0:
                     return f"book {side_name} price {level[0]!r} is not a positive finite number"
-                if size is None or size < 0:
-                    return f"book {side_name} size {level[1]!r} is not a finite number >= 0"
+                if size is None or size < 0 or size > _MAX_SIZE_BASE:
+                    return f"book {side_name} size {level[1]!r} is not a number in [0, 1e9]"
                 if size > 0:
                     if side_name == "bid":
                         best_bid = max(best_bid, price)

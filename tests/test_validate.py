@@ -1,6 +1,7 @@
 """The message gate: malformed or hostile venue events are refused before the core sees them."""
 
 import math
+from dataclasses import dataclass
 
 from desk import Desk
 from hypothesis import given, settings
@@ -110,3 +111,64 @@ def test_a_market_that_really_moved_is_accepted_after_five_consistent_snapshots(
     assert all(r and "more than 20%" in r for r in reasons[:4])
     assert reasons[4] is None
     assert g.last_mid == 150_000.0
+
+
+@dataclass(frozen=True)
+class Working:
+    side: Side
+    price: float
+    leaves_base: float
+    is_hedge: bool = False
+
+
+def order_guard(**orders: Working) -> MessageGuard:
+    g = MessageGuard(
+        orders=orders.get, tick_size=0.1, lot_size=0.00001, max_fee_rate=0.0005, last_mid=100_000.0
+    )
+    return g
+
+
+def test_fills_are_checked_against_the_orders_we_have_working():
+    bid = Working(Side.BUY, 99_990.0, 0.006)
+    hedge = Working(Side.SELL, 100_000.0, 0.004, is_hedge=True)
+    rebate = -0.006 * 99_990.0 * 0.00025
+    good = Fill(3, "b", Side.BUY, 99_990.0, 0.006, rebate, True, 0.0)
+    cases = {
+        Fill(3, "ghost1", Side.BUY, 99_990.0, 0.05, 0.0, True): "not one of our working orders",
+        Fill(3, "b", Side.SELL, 99_990.0, 0.006, rebate, True): "SELL but our order is a BUY",
+        Fill(3, "b", Side.BUY, 99_990.0, 1e6, 0.0, True): "more than the 0.006 left",
+        Fill(3, "b", Side.BUY, 99_990.0, 1e300, 0.0, True): "size 1e+300",
+        Fill(3, "b", Side.BUY, 99_990.0, 0.006, 1e308, True): "fee",
+        Fill(3, "b", Side.BUY, 99_990.0, 0.006, 1.0, True): "more than 0.05%",
+        Fill(3, "b", Side.BUY, 99_990.0, 0.006, rebate, "no"): "is_maker 'no'",
+        Fill(2**70, "b", Side.BUY, 99_990.0, 0.006, rebate, True): "timestamp",
+        Fill(3, "b", Side.BUY, 99_980.0, 0.006, rebate, True): "not our quote's price",
+        Fill(3, "b", Side.BUY, 99_990.0, 0.006, rebate, False): "taker fill of our post-only",
+        Fill(3, "b", Side.BUY, 99_990.0, 0.002, -0.01, True, 0.006): "says 0.006 left",
+        Fill(3, "h", Side.SELL, 97_000.0, 0.004, 0.1, False): "3.00% from",
+        Fill(3, "h", Side.SELL, 99_990.0, 0.004, 0.1, True): "maker fill of our taker hedge",
+    }
+    for event, words in cases.items():
+        reason = order_guard(b=bid, h=hedge).check(event)
+        assert reason is not None and words in reason, (event, reason)
+    assert order_guard(b=bid).check(good) is None
+    assert order_guard(h=hedge).check(Fill(3, "h", Side.SELL, 99_990.0, 0.004, 0.1, False)) is None
+
+
+def test_two_fills_in_one_batch_cannot_add_up_to_more_than_the_order():
+    g = order_guard(b=Working(Side.BUY, 99_990.0, 0.006))
+    first = Fill(3, "b", Side.BUY, 99_990.0, 0.004, 0.0, True, 0.002)
+    again = Fill(3, "b", Side.BUY, 99_990.0, 0.004, 0.0, True, 0.0)
+    assert g.check(first) is None
+    reason = g.check(again)
+    assert reason is not None and "more than the 0.002 left" in reason
+    g.core_caught_up()  # once the core has booked the first, its leaves are the truth again
+    assert g.check(first) is None
+
+
+def test_a_timestamp_far_from_the_venues_clock_is_refused():
+    g = guard()
+    day = 86_400 * 10**9
+    assert g.check(Trade(5 * day, 100_000.0, 0.1, Side.BUY), now_ns=5 * day + 10) is None
+    reason = g.check(Trade(5 * day, 100_000.0, 0.1, Side.BUY), now_ns=7 * day)
+    assert reason is not None and "more than a day" in reason
