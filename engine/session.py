@@ -391,7 +391,7 @@ class JournaledEngine(LiveEngine):
 
     def finish(self, exit: str) -> int:
         """Close the engine (cancel all, confirmed) and the journal, recording `exit`."""
-        if not self._exit_marked:
+        if not self._exit_marked or exit == "crash":  # a crash outranks what was marked
             self.exit_kind = exit
         left = self.close()
         self.close_report = self.journal.close(self.exit_kind, self.wall_ns())
