@@ -36,7 +36,7 @@ def test_fills_and_marks_rebuild_position_and_pnl_exactly(tmp_path):
     terms = rec.ledger.terms()
     assert terms.spread_usd == pytest.approx(0.05)  # 0.002 * $25
     assert terms.inventory_usd == pytest.approx(-2.0)  # 0.002 * -$1,000
-    assert rec.open_orders == set()
+    assert rec.open_orders == {}
     assert rec.last_exit == "clean"
     assert rec.ledger.equity(99_000.0) == rec.ledger.net
 
@@ -69,8 +69,7 @@ def test_the_kill_state_survives_until_a_resume_is_journaled(tmp_path):
 def test_a_session_that_never_closed_reads_as_a_crash(tmp_path):
     journal = Journal(tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW)
     journal.append("order_sent", NOW, {"order_id": "q7"})
-    journal._queue.put(None)  # stop the writer as a kill -9 would, without closing
-    journal._thread.join()
+    journal._halt()  # stop as a kill -9 would, without closing
     conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
     conn.execute("UPDATE sessions SET pid = ?", (2**22 + 12345,))  # a pid that is not running
     conn.commit()
