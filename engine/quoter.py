@@ -469,8 +469,7 @@ class Quoter:
             room -= 1
         if actions:
             self.budget.spend(now_ns, len(actions))
-        held = bool(queue)
-        if held and not self._cancels_held:
+        if queue and not self._cancels_held:
             used = self.budget.used(now_ns)
             self._alert(
                 now_ns,
@@ -481,7 +480,7 @@ class Quoter:
                 value=used,
                 threshold=self.budget.limit,
             )
-        self._cancels_held = held
+            self._cancels_held = True
         return actions
 
     def _note_throttle(self, now_ns: int) -> None:
@@ -754,8 +753,6 @@ class Quoter:
             places = places[: max(room, 0)]
             if not places:
                 return actions
-        else:
-            self._throttled = False
         for place in places:
             side = place.side
             self._orders[place.order_id] = _Order(
@@ -978,7 +975,6 @@ class Quoter:
         if self.budget.room(now_ns, reserve=True) < 1:
             self._hedge_held_back(now_ns, reason, side, size * mid)
             return []
-        self._hedge_held = False
         order_id = self._next_id("h")
         self._hedge_id = order_id
         self._orders[order_id] = _Order(order_id, side, mid, size, size, now_ns, is_hedge=True)
@@ -1109,6 +1105,11 @@ class Quoter:
                 threshold=self.budget.limit,
             )
         self._rate_warned = warn
+        if not warn:
+            # Hysteresis: the held-back alerts may speak again once use is below the warning
+            # level, not each time one call slips through a full budget.
+            self._throttled = self._hedge_held = False
+            self._cancels_held = bool(self._cancel_queue)
 
     def _check_adverse(self, now_ns: int) -> None:
         rate = self.fill_rate.fill_rate

@@ -1,7 +1,8 @@
 """A test desk: drives the quoter core by hand and carries out its actions at once.
 
-Orders are acknowledged instantly, cancels confirm instantly, hedges fill at the touch with the
-guide's taker fee, and tests decide when our quotes fill. It is how a unit test states the
+Orders are acknowledged instantly (or rejected, for the sides in `reject`), cancels confirm
+instantly, hedges fill at the touch with the guide's taker fee, and tests decide when our quotes
+fill. It is how a unit test states the
 guide's numbers; the embedded exchange is what the integration tests use.
 """
 
@@ -18,6 +19,7 @@ from engine.events import (
     Instrument,
     OrderAccepted,
     OrderCanceled,
+    OrderRejected,
     PlaceHedge,
     PlaceQuote,
     Side,
@@ -39,15 +41,23 @@ def book_at(mid: float, ts_ns: int, half_ticks: int = 1, size_base: float = 5.0)
 
 
 class Desk:
-    def __init__(self, strategy: dict | None = None, risk: dict | None = None) -> None:
+    def __init__(
+        self, strategy: dict | None = None, risk: dict | None = None, order_id_prefix: str = ""
+    ) -> None:
         self.quoter = Quoter(
-            StrategySettings(**(strategy or {})), RiskSettings(**(risk or {})), INSTRUMENT
+            StrategySettings(**(strategy or {})),
+            RiskSettings(**(risk or {})),
+            INSTRUMENT,
+            order_id_prefix=order_id_prefix,
         )
         self.now_ns = 0
         self.mid = 100_000.0
         self.resting: dict[str, PlaceQuote] = {}
         self.sent: list[Action] = []
         self.hedges: list[PlaceHedge] = []
+        self.reject: dict[Side, str] = {}
+        """Quote sides the desk refuses, with the reason it gives."""
+        self.sent_at: list[tuple[int, Action]] = []
 
     # ---- market -------------------------------------------------------------------------------
 
@@ -70,7 +80,15 @@ class Desk:
         done = list(actions)
         for action in actions:
             self.sent.append(action)
-            if isinstance(action, PlaceQuote):
+            self.sent_at.append((self.now_ns, action))
+            if isinstance(action, PlaceQuote) and action.side in self.reject:
+                done += self.execute(
+                    self.quoter.on_order_update(
+                        OrderRejected(self.now_ns, action.order_id, self.reject[action.side]),
+                        self.now_ns,
+                    )
+                )
+            elif isinstance(action, PlaceQuote):
                 self.resting[action.order_id] = action
                 done += self.execute(
                     self.quoter.on_order_update(

@@ -1,20 +1,26 @@
 """The quoter core against the guide's own numbers, and its invariants."""
 
 import math
+import re
+from collections import Counter
 
 import pytest
-from desk import Desk
+from desk import Desk, S, book_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.alerts import Severity
+from engine.config import RiskSettings, StrategySettings
 from engine.events import (
+    Action,
     CancelAll,
     CancelOrder,
     Flatten,
     HedgeNow,
     Kill,
     Narrow,
+    OrderCanceled,
+    PlaceHedge,
     PlaceQuote,
     Resume,
     SetAutoHedge,
@@ -22,6 +28,9 @@ from engine.events import (
     Side,
     Widen,
 )
+from engine.quoter import Quoter, WorkingOrder
+from engine.sim.market import SimMarket
+from engine.sim.params import SimParams
 from engine.snapshot import EngineState
 
 
@@ -385,3 +394,359 @@ def test_a_cancel_that_overtakes_its_placement_waits_for_the_accept():
     assert order_id not in {
         v.order_id for v in (quoter.snapshot(now).bid_quote, quoter.snapshot(now).ask_quote) if v
     }
+
+
+# ---- order ids ---------------------------------------------------------------------------------
+
+
+def test_order_ids_carry_the_session_prefix_and_default_to_none():
+    desk = Desk(strategy={"quote_size_usd": 800.0}, order_id_prefix="s7-Ab_")
+    desk.warm_up()
+    desk.fill(Side.BUY)  # $800 long: the auto-hedge fires
+    ids = [a.order_id for a in desk.sent if isinstance(a, PlaceQuote | PlaceHedge)]
+    assert ids and all(re.fullmatch(r"s7-Ab_[qh]\d+", i) for i in ids), ids
+    assert any(i.startswith("s7-Ab_h") for i in ids)
+    plain = Desk()
+    plain.warm_up()
+    assert [a.order_id for a in plain.sent if isinstance(a, PlaceQuote)] == ["q1", "q2"]
+
+
+@pytest.mark.parametrize("prefix", ["has space", "x" * 17, "semi;colon", "\u00e9t\u00e9", "a/b"])
+def test_a_bad_order_id_prefix_is_refused(prefix):
+    with pytest.raises(ValueError, match="order_id_prefix"):
+        Quoter(StrategySettings(), RiskSettings(), Desk().quoter.instrument, order_id_prefix=prefix)
+
+
+# ---- one working quote per side, and never crossing our own -----------------------------------
+
+
+def test_a_refresh_cancels_first_and_replaces_each_side_when_its_cancel_is_answered():
+    desk = Desk()
+    desk.warm_up()
+    quoter, now = desk.quoter, desk.now_ns
+    old = {o.side: o.order_id for o in desk.resting.values()}
+    actions = quoter.on_command(Widen(), now)
+    assert sorted(a.order_id for a in actions if isinstance(a, CancelOrder)) == sorted(old.values())
+    assert not [a for a in actions if isinstance(a, PlaceQuote)], "no quote before the cancel lands"
+    assert quoter.resting_quote_count() == 2
+    answer = quoter.on_order_update(OrderCanceled(now, old[Side.SELL]), now)
+    assert [(type(a), a.side) for a in answer] == [(PlaceQuote, Side.SELL)]
+    answer = quoter.on_order_update(OrderCanceled(now, old[Side.BUY]), now)
+    assert [(type(a), a.side) for a in answer] == [(PlaceQuote, Side.BUY)]
+
+
+def test_a_bid_never_crosses_our_own_ask_after_a_large_move():
+    desk = Desk()
+    desk.warm_up()
+    ask = desk.quote(Side.SELL)
+    assert ask is not None and ask.price == 100_025.0
+    desk.now_ns += S // 10  # before the refresh: the ask stays
+    desk.mid = 101_000.0
+    desk.execute(desk.quoter.on_book(book_at(101_000.0, desk.now_ns), desk.now_ns))
+    actions = desk.fill(Side.BUY)  # the bid is gone; its replacement would sit above our ask
+    assert not [a for a in actions if isinstance(a, PlaceQuote) and a.side is Side.BUY]
+    assert desk.quote(Side.BUY) is None
+    assert desk.quoter.working_order(ask.order_id) is not None
+    desk.tick(dt_s=3.0)  # the refresh cancels the stale ask; both sides come back, uncrossed
+    bid, ask = desk.quote(Side.BUY), desk.quote(Side.SELL)
+    assert bid is not None and ask is not None
+    assert bid.price < 101_000.0 < ask.price
+
+
+class Drive:
+    """The core against the embedded exchange, driven by hand like engine.backtest, recording
+    every action with the time it was sent and checking after every venue step."""
+
+    def __init__(self, params: SimParams, risk: RiskSettings | None = None) -> None:
+        self.market = SimMarket(params)
+        self.quoter = Quoter(
+            StrategySettings(), risk or RiskSettings(), self.market.instrument, seed=params.seed
+        )
+        self.sent: list[tuple[int, Action]] = []
+        self.max_resting = {Side.BUY: 0, Side.SELL: 0}
+        self.max_working = {Side.BUY: 0, Side.SELL: 0}
+        self.timer_ticks = 0
+        self.two_sided_ticks = 0
+
+    def submit(self, actions: list[Action], now_ns: int) -> None:
+        for action in actions:
+            self.sent.append((now_ns, action))
+            self.market.submit(action, now_ns)
+
+    def run(self, hours: float, resume_after_s: float | None = None) -> None:
+        market, quoter = self.market, self.quoter
+        start = market.next_ts_ns
+        end = start + int(hours * 3600 * S)
+        next_timer = start
+        killed_at = None
+        while market.next_ts_ns <= end:
+            ts = market.next_ts_ns
+            while next_timer <= ts:
+                # sampled before the timer acts: everything up to now has been answered
+                self.timer_ticks += 1
+                self.two_sided_ticks += quoter.quoted_prices() is not None
+                self.submit(quoter.on_timer(next_timer), next_timer)
+                if resume_after_s is not None and quoter.state is EngineState.KILLED:
+                    killed_at = next_timer if killed_at is None else killed_at
+                    if next_timer - killed_at >= resume_after_s * S:
+                        self.submit(quoter.on_command(Resume(), next_timer), next_timer)
+                        killed_at = None
+                next_timer += S // 4
+            for event in market.step():
+                self.submit(quoter.on_event(event, event.ts_ns), event.ts_ns)
+            resting = Counter(side for _, side, _, _ in market.resting_orders())
+            working = Counter(o.side for o in quoter.working_orders() if not o.is_hedge)
+            for side in (Side.BUY, Side.SELL):
+                self.max_resting[side] = max(self.max_resting[side], resting[side])
+                self.max_working[side] = max(self.max_working[side], working[side])
+
+    def count(self, kind: type) -> int:
+        return sum(isinstance(a, kind) for _, a in self.sent)
+
+
+def test_latency_spikes_never_leave_more_than_one_quote_a_side():
+    drive = Drive(SimParams(seed=4, latency_ms=300.0, latency_spike_rate=0.05,
+                            latency_spike_ms=3000.0))  # fmt: skip
+    drive.run(hours=0.5)
+    assert drive.max_resting == {Side.BUY: 1, Side.SELL: 1}  # at the venue
+    assert drive.max_working == {Side.BUY: 1, Side.SELL: 1}  # counting orders in flight
+    assert drive.count(PlaceQuote) > 500  # still quoting: ~2 every 3 s
+    # a refresh leaves each side empty for a cancel's round trip (0.6 s of every 3 s here)
+    assert drive.two_sided_ticks > 0.7 * drive.timer_ticks
+
+
+def test_zero_latency_replaces_quotes_in_the_same_instant_and_never_stalls():
+    drive = Drive(SimParams(seed=4, latency_ms=0.0))
+    drive.run(hours=0.25)
+    refreshes = 0.25 * 3600 / 3
+    assert drive.count(PlaceQuote) >= 2 * 0.95 * refreshes
+    assert drive.two_sided_ticks > 0.98 * drive.timer_ticks
+    assert drive.max_resting == {Side.BUY: 1, Side.SELL: 1}
+
+
+# ---- reject streaks ----------------------------------------------------------------------------
+
+
+def ticks_for(desk: Desk, seconds: float, dt_s: float = 0.25) -> None:
+    for _ in range(round(seconds / dt_s)):
+        desk.tick(dt_s=dt_s)
+
+
+def placed_at(desk: Desk, side: Side, since: tuple[int, int]) -> list[float]:
+    """Seconds from `since` (a time and an index into desk.sent_at) of each placement."""
+    since_ns, first = since
+    return [
+        (ts - since_ns) / S
+        for ts, a in desk.sent_at[first:]
+        if isinstance(a, PlaceQuote) and a.side is side
+    ]
+
+
+def mark(desk: Desk) -> tuple[int, int]:
+    return desk.now_ns, len(desk.sent_at)
+
+
+def reject_alerts(desk: Desk) -> list[tuple[Severity, str, float | None, float | None]]:
+    return [
+        (a.severity, a.message, a.value, a.threshold)
+        for a in desk.quoter.alerts
+        if a.control == "rejects"
+    ]
+
+
+def test_rejects_back_off_exponentially_and_a_long_streak_reads_one_sided():
+    desk = Desk()
+    desk.warm_up()
+    desk.reject[Side.BUY] = "post-only would cross"
+    t0 = mark(desk)
+    desk.command(Widen())  # requote now: the new bid is refused
+    ticks_for(desk, 12.0)
+    snap = desk.quoter.snapshot(desk.now_ns)
+    assert snap.status == (
+        "ONE-SIDED: bids rejected for 12 s (post-only would cross); next try in 4 s"
+    )
+    assert snap.state is EngineState.QUOTING
+    assert snap.ask_quote is not None  # the other side quotes on
+    ticks_for(desk, 53.0)
+    # 0.5 s after the first reject, doubling per reject, capped at reject_backoff_max_s (30)
+    assert placed_at(desk, Side.BUY, t0) == [0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5]
+    alerts = reject_alerts(desk)
+    assert len(alerts) == 2, alerts  # not one per reject
+    start, streak = alerts
+    assert start[0] is Severity.WARNING and "post-only would cross" in start[1]
+    assert streak[0] is Severity.WARNING and streak[1].startswith("ONE-SIDED: bids rejected")
+    assert streak[2:] == (10.0, 10.0)  # value: seconds; threshold: reject_streak_s
+    # the venue takes bids again: the next try is accepted and the streak is over
+    desk.reject.clear()
+    ticks_for(desk, 30.0)
+    assert desk.quote(Side.BUY) is not None
+    assert desk.quoter.snapshot(desk.now_ns).status == "quoting"
+    severity, message, _, _ = reject_alerts(desk)[-1]
+    assert severity is Severity.INFO and "two-sided again" in message
+    # an accept reset the backoff: a new streak starts again at 0.5 s
+    desk.reject[Side.BUY] = "post-only would cross"
+    t1 = mark(desk)
+    desk.command(Widen())
+    ticks_for(desk, 2.0)
+    assert placed_at(desk, Side.BUY, t1) == [0.0, 0.5, 1.5]
+
+
+def test_both_sides_rejected_read_not_quoting_with_one_critical_alert():
+    desk = Desk(risk={"reject_backoff_max_s": 4.0, "reject_streak_s": 5.0})
+    desk.warm_up()
+    desk.reject = {Side.BUY: "simulated reject", Side.SELL: "simulated reject"}
+    t0 = mark(desk)
+    desk.command(Widen())
+    ticks_for(desk, 8.0)
+    snap = desk.quoter.snapshot(desk.now_ns)
+    # rejects at 0, 0.5, 1.5, 3.5, 7.5 (backoff 0.5, 1, 2, 4, 4): next at 11.5
+    assert placed_at(desk, Side.SELL, t0) == [0.0, 0.5, 1.5, 3.5, 7.5]
+    assert snap.status == (
+        "NOT QUOTING: both sides rejected for 8 s (simulated reject); next try in 4 s"
+    )
+    assert snap.state is EngineState.QUOTING
+    alerts = reject_alerts(desk)
+    assert [a[0] for a in alerts] == [Severity.WARNING, Severity.WARNING, Severity.CRITICAL]
+    assert alerts[-1][1].startswith("NOT QUOTING: both sides rejected for 5 s")
+    assert alerts[-1][2:] == (5.0, 5.0)
+    desk.reject = {Side.SELL: "simulated reject"}
+    ticks_for(desk, 4.0)
+    assert desk.quoter.snapshot(desk.now_ns).status.startswith("ONE-SIDED: asks rejected")
+
+
+def test_different_reasons_on_each_side_are_both_shown():
+    desk = Desk(risk={"reject_streak_s": 1.0})
+    desk.warm_up()
+    desk.reject = {Side.BUY: "post-only would cross", Side.SELL: "insufficient margin"}
+    desk.command(Widen())
+    ticks_for(desk, 2.0)
+    status = desk.quoter.snapshot(desk.now_ns).status
+    assert "(bids: post-only would cross; asks: insufficient margin)" in status
+
+
+# ---- the rate budget ---------------------------------------------------------------------------
+
+
+def worst_window(sent: list[tuple[int, Action]], window_ns: int) -> int:
+    """The most non-CancelAll calls in any sliding window (a call `window_ns` old has left)."""
+    times = [ts for ts, a in sent if not isinstance(a, CancelAll)]
+    worst = first = 0
+    for last, ts in enumerate(times):
+        while times[first] <= ts - window_ns:
+            first += 1
+        worst = max(worst, last - first + 1)
+    return worst
+
+
+def test_no_window_ever_holds_more_calls_than_the_budget_under_faults():
+    params = SimParams(
+        seed=4,
+        reject_rate=0.3,
+        cancel_fail_rate=0.4,
+        latency_ms=50.0,
+        latency_spike_rate=0.05,
+        latency_spike_ms=3000.0,
+    )
+    drive = Drive(params, RiskSettings(rate_limit_calls=40, rate_limit_window_s=60))
+    drive.run(hours=1.0, resume_after_s=5.0)  # an operator resumes after each kill
+    assert drive.count(CancelAll) > 0  # refused cancels did end in the kill switch
+    assert drive.count(PlaceQuote) > 500  # quoting went on all hour
+    assert worst_window(drive.sent, 60 * S) == 40  # the budget was used, and never exceeded
+    assert drive.max_working == {Side.BUY: 1, Side.SELL: 1}
+
+
+def test_placements_leave_the_cancel_reserve_and_an_operator_flatten_says_it_cannot_go():
+    desk = Desk(
+        strategy={"quote_size_usd": 500.0, "auto_hedge": False},
+        risk={"rate_limit_calls": 10, "rate_limit_window_s": 60},
+    )
+    budget = desk.quoter.budget
+    assert budget.reserve == 2
+    desk.warm_up()  # 2 calls, at the last tick
+    budget.spend(desk.now_ns, 6)  # other calls: 8 of 10 used, only the reserve is left
+    desk.fill(Side.BUY)
+    assert desk.quote(Side.BUY) is None  # its replacement may not use the reserve
+    desk.command(Flatten())
+    assert desk.hedges == []
+    assert desk.quoter.position_base == pytest.approx(0.005)
+    message = alerts_of(desk, "hedge")[-1]
+    assert "operator flatten" in message and "not sent; try again in 60 s" in message
+    assert budget.used(desk.now_ns) == 8
+    ticks_for(desk, 5.0, dt_s=1.0)
+    assert budget.used(desk.now_ns) <= 8 and desk.quote(Side.BUY) is None
+    # the kill switch goes whatever the budget says
+    assert any(isinstance(a, CancelAll) for a in desk.command(Kill()))
+
+
+def test_risk_reducing_cancels_use_the_reserve_then_wait_for_the_timer():
+    desk = Desk(risk={"rate_limit_calls": 10, "rate_limit_window_s": 60})
+    budget = desk.quoter.budget
+    desk.warm_up()  # 2 calls at 10 s
+    budget.spend(desk.now_ns, 7)  # 9 of 10: one cancel fits (in the reserve), one must wait
+    actions = desk.command(SetPaused(True))
+    assert len([a for a in actions if isinstance(a, CancelOrder)]) == 1
+    assert len(desk.resting) == 1
+    assert any("wait for room" in m for m in alerts_of(desk, "rate limit"))
+    for _ in range(60 * 4):
+        desk.tick(dt_s=0.25)
+        assert budget.used(desk.now_ns) <= budget.limit
+        if not desk.resting:
+            break
+    assert desk.resting == {}, "the held cancel went once the window had room"
+    assert desk.quoter.resting_quote_count() == 0
+
+
+def test_a_held_auto_hedge_alerts_once_and_goes_when_the_budget_has_room():
+    desk = Desk(
+        strategy={"quote_size_usd": 800.0},
+        risk={"rate_limit_calls": 10, "rate_limit_window_s": 60},
+    )
+    budget = desk.quoter.budget
+    desk.warm_up()
+    budget.spend(desk.now_ns, 6)
+    desk.fill(Side.BUY)  # $800 long: past the hedge threshold, but no room
+    ticks_for(desk, 20.0, dt_s=1.0)
+    assert desk.hedges == []
+    held = [m for m in alerts_of(desk, "hedge") if "held back" in m]
+    assert len(held) == 1 and "retried" in held[0]
+    ticks_for(desk, 45.0, dt_s=1.0)
+    assert len(desk.hedges) == 1 and desk.hedges[0].side is Side.SELL
+
+
+# ---- the message gate's view -------------------------------------------------------------------
+
+
+def test_working_orders_are_immutable_views_of_what_the_core_tracks():
+    import dataclasses
+
+    desk = Desk(strategy={"quote_size_usd": 800.0})
+    desk.warm_up()
+    views = desk.quoter.working_orders()
+    assert {v.side for v in views} == {Side.BUY, Side.SELL}
+    bid = next(v for v in views if v.side is Side.BUY)
+    assert bid == WorkingOrder(
+        order_id=bid.order_id,
+        side=Side.BUY,
+        price=99_975.0,
+        size_base=0.008,
+        leaves_base=0.008,
+        is_hedge=False,
+        accepted=True,
+        cancel_sent=False,
+        sent_ns=bid.sent_ns,
+    )
+    assert desk.quoter.working_order(bid.order_id) == bid
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bid.price = 1.0  # type: ignore[misc]
+    # a hedge in flight is tracked at the mid it was sent at; gone once it fills
+    quoter, now = desk.quoter, desk.now_ns
+    from engine.events import Fill
+
+    hedge_actions = quoter.on_fill(
+        Fill(now, bid.order_id, Side.BUY, 99_975.0, 0.008, 0.0, True, 0.0), now
+    )
+    hedge = next(a for a in hedge_actions if isinstance(a, PlaceHedge))
+    view = quoter.working_order(hedge.order_id)
+    assert view is not None and view.is_hedge and view.price == 100_000.0
+    assert quoter.working_order(bid.order_id) is None
+    assert quoter.working_order("nope") is None
