@@ -153,6 +153,10 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _g(bound: float) -> str:
+    return f"{bound:g}".replace("e+0", "e").replace("e+", "e")
+
+
 def _number(
     data: dict[str, Any],
     name: str,
@@ -170,7 +174,7 @@ def _number(
     v = data[name]
     if v is None and nullable:
         return None
-    interval = f"{'[' if lo_closed else '('}{lo:g}, {hi:g}{']' if hi_closed else ')'}"
+    interval = f"{'[' if lo_closed else '('}{_g(lo)}, {_g(hi)}{']' if hi_closed else ')'}"
     if isinstance(v, bool) or not isinstance(v, int | float):
         return f"{name} {_show(v)} is not a number in {interval}"
     if isinstance(v, float) and not math.isfinite(v):
