@@ -955,7 +955,12 @@ class Journal:
         stall_s: float = 2.0,
         connect: Callable[[Path], sqlite3.Connection] | None = None,
         checkpoint_every: int = CHECKPOINT_EVERY,
+        fsync: bool = False,
     ) -> None:
+        """`fsync=True` syncs every commit to the disk (SQLite synchronous=FULL): committed
+        records then survive a power loss, at ~0.3 ms per durable append on a virtual disk.
+        By default (synchronous=NORMAL in WAL mode) a committed record survives the process
+        being killed, and a power loss can roll back only the last commits."""
         state_dir = Path(state_dir)
         self.state_dir = state_dir
         self.path = state_dir / JOURNAL_FILE
@@ -972,7 +977,7 @@ class Journal:
         self._dir_fd = _lock_state_dir(state_dir)
         self._conn: sqlite3.Connection | None = None
         try:
-            self._open(connect, started_ns, adopt)
+            self._open(connect, started_ns, adopt, fsync)
         except BaseException as exc:
             if self._conn is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -1010,7 +1015,11 @@ class Journal:
             )
 
     def _open(
-        self, connect: Callable[[Path], sqlite3.Connection] | None, started_ns: int, adopt: bool
+        self,
+        connect: Callable[[Path], sqlite3.Connection] | None,
+        started_ns: int,
+        adopt: bool,
+        fsync: bool,
     ) -> None:
         path = self.path
         _check_wal(path)
@@ -1025,7 +1034,7 @@ class Journal:
         (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
         if str(mode).lower() != "wal":
             raise JournalError(f"journal {path}: cannot switch to WAL mode (got {mode})")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         stored = _ensure_schema(conn, path, self.identity)
         if stored != self.identity:
             if not adopt:
