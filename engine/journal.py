@@ -679,6 +679,8 @@ def _fold_rows(
                 problem = check_record(kind, ts, data)
         else:
             problem = check_record(kind, ts, None)
+        if problem is None and type(session) is not int:
+            problem = f"session {_show(session)} is not a session id"
         if problem is not None:
             raise JournalError(f"journal {path}: record {seq} ({_show_kind(kind)}): {problem}")
         try:
@@ -766,8 +768,10 @@ def _read(
         last = sessions[-1]
         mine = [p for p in recovery_files if _session_of(p) == last["id"]]
         in_files = sum(len(_read_recovery_file(p)) for p in mine)
-        unwritten = max(int(last.get("unwritten") or 0), in_files)
+        counted = last.get("unwritten")
+        unwritten = max(counted if type(counted) is int else 0, in_files)
         name = mine[-1].name if mine else last.get("recovery_file")
+        name = name if isinstance(name, str) else None
         out.unwritten_last_session = unwritten
         out.last_exit, out.exit_note = _exit_words(last, unwritten, name)
     return out, fold
@@ -1078,7 +1082,8 @@ class Journal:
         problem: str | None
         try:
             problem = check_record(kind, ts_ns, data)
-            text = "" if problem else json.dumps(data, separators=(",", ":"), allow_nan=False)
+            # NaN/inf pass in fields nothing folds (an alert's value); folded ones are checked
+            text = "" if problem else json.dumps(data, separators=(",", ":"))
         except Exception as exc:  # append never raises
             problem = f"cannot be written as JSON: {exc}"
         refused = ""

@@ -233,3 +233,14 @@ def test_records_appended_after_close_go_to_stderr(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert "is closed" in err[0]
     assert json.loads(err[1])["data"]["order_id"] == "late"
+
+
+def test_an_alert_with_an_infinite_value_is_journaled_not_refused(tmp_path):
+    journal = Journal(tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW)
+    alert = {"severity": "WARNING", "control": "volatility", "message": "vol spike"}
+    journal.append("alert", NOW, {**alert, "value": float("inf"), "threshold": 40.0})
+    journal.close("clean", NOW + 1)
+    assert journal.failure is None
+    [(_, _, _, kind, data)] = list(iter_records(tmp_path))
+    assert kind == "alert" and json.loads(data)["value"] == float("inf")
+    assert recover(tmp_path, NOW + 2).sessions == 1
