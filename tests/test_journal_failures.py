@@ -244,3 +244,28 @@ def test_an_alert_with_an_infinite_value_is_journaled_not_refused(tmp_path):
     [(_, _, _, kind, data)] = list(iter_records(tmp_path))
     assert kind == "alert" and json.loads(data)["value"] == float("inf")
     assert recover(tmp_path, NOW + 2).sessions == 1
+
+
+def test_when_even_the_recovery_file_fails_the_records_go_to_stderr(tmp_path, monkeypatch, capsys):
+    connect, failing = flaky_connect("inserts")
+    journal = Journal(
+        tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW, stall_s=0.2, connect=connect
+    )
+    failing.set()
+    journal.fill(NOW, fill("q1"), mid=100_000.0)
+    real_open = os.open
+
+    def no_space(path, *args, **kwargs):
+        if "recovery-" in str(path):
+            raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_space)
+    report = journal.close("clean", NOW + 1)
+    monkeypatch.undo()
+    assert report.unwritten == 1 and report.recovery_file is None and report.exit_recorded
+    header, line = capsys.readouterr().err.splitlines()
+    assert "1 records could not be written" in header and "No space left" in header
+    assert json.loads(line)["data"]["order_id"] == "q1"
+    forget_pid(tmp_path)
+    assert status(tmp_path, NOW + 2)["exit_note"] == "clean, 1 records not journaled"
