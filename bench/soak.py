@@ -146,7 +146,9 @@ def main() -> None:
         if engine.errors:
             failures.append(f"{engine.errors} engine errors, last: {engine.last_error}")
         if engine.market.refused_fills != phantoms:
-            failures.append(f"{engine.market.refused_fills} fills refused, {phantoms} phantoms sent")
+            failures.append(
+                f"{engine.market.refused_fills} fills refused, {phantoms} phantoms sent"
+            )
         if watch.most > watch.limit:
             failures.append(f"{watch.most} calls in one window, limit {watch.limit}")
         fills = engine.quoter.ledger.fills
@@ -175,7 +177,9 @@ def main() -> None:
         print(f"  t={minute:5.0f} min  rss {mb:7.1f} MB")
     if len(samples) >= 2:
         growth = samples[-1][1] - samples[0][1]
-        print(f"memory growth    {growth:+.1f} MB after the first 10 minutes (limit {MAX_GROWTH_MB})")
+        print(
+            f"memory growth    {growth:+.1f} MB after the first 10 minutes (limit {MAX_GROWTH_MB})"
+        )
         if growth > MAX_GROWTH_MB:
             failures.append(f"memory grew {growth:.1f} MB")
     print(f"alerts           {counts}")

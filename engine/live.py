@@ -348,7 +348,9 @@ class LiveEngine:
         if not self.unconfirmed_ids:
             return "stopped: every cancel confirmed; 0 resting orders left at the venue"
         shown = ", ".join(self.unconfirmed_ids[:10])
-        more = f" and {len(self.unconfirmed_ids) - 10} more" if len(self.unconfirmed_ids) > 10 else ""
+        more = (
+            f" and {len(self.unconfirmed_ids) - 10} more" if len(self.unconfirmed_ids) > 10 else ""
+        )
         return (
             f"stopped: cancel-all sent, but {len(self.unconfirmed_ids)} orders not confirmed "
             f"cancelled after {self.shutdown_timeout_s:g} s: {shown}{more}; check them at the venue"
@@ -472,12 +474,11 @@ class LiveEngine:
 def signals_absorbed() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP are ignored while a shutdown finishes: the first one already
     asked to stop, and a second must not cut short the cancels or the journal's exit record."""
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        try:
+        # outside the main thread there is nothing to absorb
+        with contextlib.suppress(ValueError, OSError):
             previous[sig] = signal.signal(sig, signal.SIG_IGN)
-        except (ValueError, OSError):  # not the main thread: nothing to absorb here
-            pass
     try:
         yield
     finally:

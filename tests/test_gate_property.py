@@ -86,18 +86,32 @@ def an_event(data: st.DataObject, quoter: Quoter, now_ns: int, mid: float) -> ob
     if kind == "book":
         return book_at(mid, now_ns, half_ticks=data.draw(st.integers(1, 5)))
     if kind == "trade":
-        return Trade(now_ns, mid, data.draw(st.floats(0.0001, 5.0)), data.draw(st.sampled_from(Side)))
+        return Trade(
+            now_ns, mid, data.draw(st.floats(0.0001, 5.0)), data.draw(st.sampled_from(Side))
+        )
     if kind == "funding":
         return FundingPayment(now_ns, data.draw(st.floats(-0.001, 0.001)), mid)
     if kind == "junk":
+        levels = st.tuples(st.tuples(junk_number, junk_number))
+        ids = st.text(max_size=4) | st.integers()
+        junk_fill = st.builds(
+            Fill,
+            st.integers(-5, 2**70),
+            ids,
+            st.sampled_from(Side) | junk_number,
+            junk_number,
+            junk_number,
+            junk_number,
+            junk_number,
+            junk_number,
+        )
         return data.draw(
             st.one_of(
-                st.builds(BookUpdate, st.integers(0, 10**12), st.just(((junk_number, 1.0),)), st.just(())),
-                st.builds(Fill, st.integers(-5, 2**70), st.text(max_size=4), st.sampled_from(Side),
-                          junk_number, junk_number, junk_number, junk_number, junk_number),
-                st.builds(OrderCanceled, st.integers(0, 10**12), st.text(max_size=4) | st.integers()),
+                st.builds(BookUpdate, st.integers(0, 10**12), levels, levels),
+                junk_fill,
+                st.builds(OrderCanceled, st.integers(0, 10**12), ids),
             )
-        )  # fmt: skip
+        )
     if kind == "phantom" or not orders:
         return Fill(now_ns, "ghost", Side.BUY, mid, 0.01, 0.0, True, 0.0)
     order = data.draw(st.sampled_from(orders))
@@ -108,7 +122,9 @@ def an_event(data: st.DataObject, quoter: Quoter, now_ns: int, mid: float) -> ob
         price = order.price if not order.is_hedge else mid
         price = data.draw(st.sampled_from([price, price, price * 1.3, math.nan]))
         fee = data.draw(st.sampled_from([size * price * 0.00025, -size * price * 0.00025, 1e308]))
-        return Fill(now_ns, order.order_id, order.side, price, size, fee, not order.is_hedge, leaves)
+        return Fill(
+            now_ns, order.order_id, order.side, price, size, fee, not order.is_hedge, leaves
+        )
     if kind == "ack":
         return OrderAccepted(now_ns, order.order_id)
     if kind == "cancel":

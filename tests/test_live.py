@@ -210,5 +210,5 @@ async def test_headless_prints_status_lines_then_cancels_all_on_stop() -> None:
     lines = out.getvalue().splitlines()
     assert code == 0
     assert any("QUOTING" in line and " mid " in line and " net " in line for line in lines)
-    assert lines[-1] == "stopped: all orders cancelled; 0 resting orders left at the venue"
+    assert lines[-1] == "stopped: every cancel confirmed; 0 resting orders left at the venue"
     assert engine.resting_at_venue() == 0

@@ -68,7 +68,7 @@ def test_under_each_fault_a_kill_leaves_nothing_resting_and_the_journal_matches_
     rec = recover(tmp_path, clocks.wall())
     assert rec.position_base == pytest.approx(venue_position, abs=1e-12)
     assert rec.killed and rec.last_exit == "clean"
-    assert rec.open_orders == set()
+    assert rec.open_orders == {}
 
 
 def test_a_restart_carries_the_position_cash_and_pnl_on(tmp_path):
