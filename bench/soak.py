@@ -1,8 +1,8 @@
 """Soak: one simulated hour of a journaled live session with every fault injected, at full speed.
 
 Run `python bench/soak.py [--hours H]`. The real live engine, journal and embedded exchange run
-on a fake clock as fast as the CPU allows, on a busy configuration ($600 quotes at 2 bps, so
-hundreds of fills an hour), with order rejects, refused cancels, latency and latency spikes and
+on a fake clock as fast as the CPU allows, on a busy configuration ($600 quotes at 2 bps in
+the volatile regime: over 500 fills an hour), with order rejects, refused cancels, latency and latency spikes and
 feed gaps all switched on, and a phantom fill injected every ten minutes. Prints the resident
 memory every ten simulated minutes and checks, all the way through:
 
@@ -45,6 +45,7 @@ FAULTS = {
     "feed_gap_s": 10.0,
 }
 BUSY = {"quote_size_usd": 600.0, "base_spread_bps": 2.0}
+MARKET = {"regime": "volatile"}
 MIN_FILLS = 500
 MAX_GROWTH_MB = 10.0
 
@@ -111,7 +112,9 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=1.0)
     args = parser.parse_args()
     elapsed = [0]
-    settings = Settings.model_validate({"sim": {"speed": 1.0, **FAULTS}, "strategy": BUSY})
+    settings = Settings.model_validate(
+        {"sim": {"speed": 1.0, **MARKET, **FAULTS}, "strategy": BUSY}
+    )
     failures: list[str] = []
     with tempfile.TemporaryDirectory() as state:
         engine = open_engine(
@@ -167,7 +170,7 @@ def main() -> None:
             failures.append("the journal's position differs from the venue's")
         counts = dict(sorted(engine.quoter.alert_counts.items()))
 
-    print(f"soak: {args.hours:g} simulated hours, busy {BUSY}, faults {FAULTS}")
+    print(f"soak: {args.hours:g} simulated hours, busy {BUSY} {MARKET}, faults {FAULTS}")
     print(
         f"wall time        {wall_s:.1f} s ({args.hours * 3600 / wall_s:,.0f}x real time), "
         f"{engine.events_total:,} venue events, {fills:,} fills, {phantoms} phantom fills"
