@@ -511,14 +511,14 @@ class Quoter:
         )
         self._reject_until_ns[side] = now_ns + int(backoff_s * _NS_PER_S)
         if count == 1:
+            # One alert when a streak starts, worded as a single reject always was; later
+            # rejects only count into the streak.
             self._reject_since_ns[side] = now_ns
             self._alert(
                 now_ns,
                 Severity.WARNING,
-                "rejects",
-                f"{_SIDE_NAMES[side]} rejected ({reason}): {order.order_id}; next try in "
-                f"{backoff_s:g} s, doubling while rejects continue (up to "
-                f"{self.risk.reject_backoff_max_s:g} s)",
+                "orders",
+                f"{side.name.lower()} quote {order.order_id} rejected: {reason}",
             )
         self._check_reject_streaks(now_ns)
 

@@ -547,10 +547,11 @@ def mark(desk: Desk) -> tuple[int, int]:
 
 
 def reject_alerts(desk: Desk) -> list[tuple[Severity, str, float | None, float | None]]:
+    """The streak-start alerts ('... rejected: reason') and the streak alerts."""
     return [
         (a.severity, a.message, a.value, a.threshold)
         for a in desk.quoter.alerts
-        if a.control == "rejects"
+        if a.control == "rejects" or (a.control == "orders" and "quote" in a.message)
     ]
 
 
@@ -573,7 +574,8 @@ def test_rejects_back_off_exponentially_and_a_long_streak_reads_one_sided():
     alerts = reject_alerts(desk)
     assert len(alerts) == 2, alerts  # not one per reject
     start, streak = alerts
-    assert start[0] is Severity.WARNING and "post-only would cross" in start[1]
+    assert start[0] is Severity.WARNING
+    assert re.fullmatch(r"buy quote q\d+ rejected: post-only would cross", start[1])
     assert streak[0] is Severity.WARNING and streak[1].startswith("ONE-SIDED: bids rejected")
     assert streak[2:] == (10.0, 10.0)  # value: seconds; threshold: reject_streak_s
     # the venue takes bids again: the next try is accepted and the streak is over
