@@ -2,8 +2,9 @@
 
 Run `python bench/soak.py [--hours H]`. The real live engine, journal and embedded exchange run
 on a fake clock as fast as the CPU allows, on a busy configuration ($600 quotes at 2 bps in
-the volatile regime: over 500 fills an hour), with order rejects, refused cancels, latency and latency spikes and
-feed gaps all switched on, and a phantom fill injected every ten minutes. Prints the resident
+the volatile regime: over 500 fills an hour), with order rejects, refused cancels, latency
+and latency spikes and feed gaps all switched on, and a phantom fill injected every ten
+minutes. Prints the resident
 memory every ten simulated minutes and checks, all the way through:
 
 - the P&L identity (exact), and the core's position equal to the venue's;
