@@ -153,9 +153,12 @@ def _run_status(args: argparse.Namespace) -> int:
         return 0
     mark = report["mark_usd"]
     state = f"KILLED: {report['kill_reason']}" if report["killed"] else "not killed"
+    account = f" account {report['account']}" if report.get("account") else ""
+    last = report.get("exit_note") or report["last_exit"]  # the note starts with the exit
     lines = [
         f"journal          {report['journal']} ({report['sessions']} sessions)",
-        f"last session     {report['last_exit']}",
+        f"desk             {report['venue']} {report['symbol']}{account}",
+        f"last session     {last}",
         f"state            {state}",
         f"position         {report['position_base']:+.5f} "
         f"(${report['inventory_usd']:+,.2f} at {'n/a' if mark is None else f'{mark:,.2f}'})",
@@ -163,6 +166,12 @@ def _run_status(args: argparse.Namespace) -> int:
         f"net P&L          ${report['net_pnl_usd']:+,.2f}",
         f"resting orders   {report['resting_orders']} (per the journal)",
     ]
+    if report.get("recovery_files"):
+        lines.append(
+            f"not journaled    {report['unwritten']} records, kept in "
+            + ", ".join(report["recovery_files"])
+            + " (read back at the next start)"
+        )
     print("\n".join(lines))
     return 0
 
