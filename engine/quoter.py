@@ -1105,9 +1105,10 @@ class Quoter:
                 threshold=self.budget.limit,
             )
         self._rate_warned = warn
-        if not warn:
-            # Hysteresis: the held-back alerts may speak again once use is below the warning
-            # level, not each time one call slips through a full budget.
+        budget = self.budget
+        if not warn and budget.used(now_ns) <= 0.9 * (budget.limit - budget.reserve):
+            # Hysteresis: the held-back alerts may speak again once use is well below what
+            # placements may use, not each time one call slips through a full budget.
             self._throttled = self._hedge_held = False
             self._cancels_held = bool(self._cancel_queue)
 
