@@ -570,7 +570,6 @@ def mask_url(text: str) -> str:
     return f"{match['scheme']}{authority}{sep}{tail}"
 
 
-
 def _plain_number(value: object) -> object:
     """0.0 -> 0 in rules: pydantic hands float fields' bounds back as floats."""
     if isinstance(value, float) and value.is_integer():

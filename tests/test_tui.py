@@ -350,3 +350,16 @@ async def test_auto_hedge_at_the_threshold_shows_in_the_inventory_pane() -> None
         await settle(app, pilot, advance_s=0.5)
         assert 0 < app.engine.snapshot.inventory.inventory_usd < 800
         assert any(a.control == "hedge" or "hedge" in a.message for a in app.engine.quoter.alerts)
+
+
+async def test_a_reject_streak_shows_not_quoting_in_the_header_badge_with_the_reason() -> None:
+    settings = Settings.model_validate({"sim": {"reject_rate": 1.0}})
+    app, _ = frozen_console(settings, warm_s=40)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(app, pilot)
+        status = rows_of(app, "#status")[0]
+        assert "NOT QUOTING" in status and "QUOTING  quoting" not in status
+        assert "▶ QUOTING" not in status
+        assert "both sides rejected for" in status and "simulated reject" in status
+        quotes = rows_of(app, "#quotes")
+        assert any("NOT QUOTING: both sides rejected" in row for row in quotes)

@@ -55,6 +55,10 @@ class QuotesPane(LinePane):
             width_bps = (s.ask_quote.price - s.bid_quote.price) / s.mid * 1e4
             summary = f" quoted {width_bps:.2f} bps wide around mid {fmt.price(s.mid, 2)}"
             rows.append([Segment(fmt.fit(summary, width), p.muted)])
+        elif s.status.startswith(("ONE-SIDED", "NOT QUOTING")):
+            rows.append([Segment(fmt.fit(f" {s.status}", width), p.warning)])
+        elif s.status == "quoting":  # a side waits for its cancel's answer before replacing
+            rows.append([Segment(fmt.fit(" replacing: waiting for the cancel", width), p.muted)])
         else:
             rows.append([Segment(fmt.fit(f" not quoting: {s.status}", width), p.warning)])
         return rows

@@ -19,6 +19,8 @@ _BADGES = {
     EngineState.KILLED: " ■ KILLED ",
 }
 
+_STREAK_BADGES = {"ONE-SIDED": " ◐ ONE-SIDED ", "NOT QUOTING": " ✕ NOT QUOTING "}
+
 
 class StatusBar(LinePane):
     """One line: who we are, what state we are in and why, and whether the pipes are healthy."""
@@ -55,6 +57,12 @@ class StatusBar(LinePane):
         status = s.status.removeprefix("killed: ")  # the badge already says KILLED
         if frame.stopping:
             status = "cancelling all orders before exit"
+        elif s.state is EngineState.QUOTING:
+            # A reject streak leaves the state QUOTING; the badge must not say so.
+            for words, streak_badge in _STREAK_BADGES.items():
+                if status.startswith(words + ": "):
+                    badge, badge_style = streak_badge, p.paused_badge
+                    status = status.removeprefix(words + ": ")
 
         # right-hand facts, most important first; the least important go when space is short
         feed_style = p.text
@@ -79,7 +87,8 @@ class StatusBar(LinePane):
         ]
         brand = " perpdesk "
         where = f" {frame.venue} · {s.symbol} "
-        min_status = 24
+        # a reject streak's reason is worth more than the clock and the event rate
+        min_status = min(len(status), 60) if badge in _STREAK_BADGES.values() else 24
         # What goes when space is short, in order: event rate, the brand, the clock, net P&L;
         # feed age, API budget and loop lag always stay (the issue's header), the status text
         # is cut last.
@@ -104,9 +113,7 @@ class StatusBar(LinePane):
             row.append(Segment(brand, p.heading))
         row.append(Segment(where, p.muted))
         row.append(Segment(badge, badge_style))
-        # A reject streak (ONE-SIDED, NOT QUOTING) leaves the state QUOTING: the text says it.
-        status_style = p.warning if status.startswith(("ONE-SIDED", "NOT QUOTING")) else p.text
-        row.append(Segment(" " + fmt.fit(status, room), status_style))
+        row.append(Segment(" " + fmt.fit(status, room), p.text))
         for _, text, style in facts:
             row.append(Segment(" │ ", p.rule))
             row.append(Segment(text, style))
