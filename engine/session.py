@@ -288,11 +288,9 @@ class JournaledEngine(LiveEngine):
                 self.market.submit(action, now)
         elif not failure and self._journal_failing:
             self._journal_failing = None
+            note = self.journal.take_recovered_note() or "journal writable again"
             self.quoter.raise_alert(
-                now,
-                Severity.INFO,
-                "journal",
-                "journal writable again: every record is on disk; resume when ready",
+                now, Severity.INFO, "journal", f"{note}; every record is on disk, resume when ready"
             )
 
     def journal_core(self) -> None:
