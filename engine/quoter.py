@@ -18,6 +18,12 @@ Orders:
   starts; once it has lasted `risk.reject_streak_s` the status reads ONE-SIDED (one side) or
   NOT QUOTING (both), with one alert, and one more when quoting is two-sided again.
 - Order ids are `{order_id_prefix}q{n}` for quotes and `{order_id_prefix}h{n}` for hedges.
+- A venue that does not answer is chased: a placement with no answer after 10 s, or a cancel
+  with none, is cancelled (again); a placement the venue then says it does not know is
+  forgotten, and an accept for an order we no longer track is cancelled at once, so a lost
+  message can neither freeze a side nor leave an order of ours behind at the venue.
+- Orders of ours an earlier session left at the venue (`cancel_foreign`) are tracked like our
+  own until the venue confirms them gone: their fills are ours, and they hold their side.
 
 The rate budget (`self.budget`, a sliding window of `risk.rate_limit_calls` calls per
 `risk.rate_limit_window_s`):
@@ -102,6 +108,9 @@ _ORDER_ID_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,16}")
 # A cancel the venue refuses is retried at once this many times; then the kill switch sends
 # the venue-wide cancel-all, which does not depend on one order's state.
 _MAX_CANCEL_RETRIES = 3
+# No venue takes this long to answer an order or a cancel: past it, the message is presumed
+# lost and the order is chased with a cancel.
+_ANSWER_TIMEOUT_NS = 10 * _NS_PER_S
 
 
 @dataclass(slots=True)
@@ -125,6 +134,10 @@ class _Order:
     """A cancel or cancel-all covering it has gone to the venue at least once."""
     filled_any: bool = False
     cancel_retries: int = 0
+    cancel_out_ns: int = 0
+    """When the CancelOrder now out was sent."""
+    chased: bool = False
+    """No answer came in time: a cancel has been sent to find out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +397,16 @@ class Quoter:
     ) -> list[Action]:
         order = self._orders.get(event.order_id)
         if order is None:
+            if isinstance(event, OrderAccepted):
+                # Live at the venue but forgotten here (a placement we gave up on): cancel it.
+                self._alert(
+                    now_ns,
+                    Severity.WARNING,
+                    "orders",
+                    f"venue accepted {event.order_id}, which we no longer track: cancelling it",
+                )
+                self.budget.spend(now_ns)
+                return [CancelOrder(event.order_id)]
             return []
         if isinstance(event, OrderAccepted):
             if order.is_hedge:
@@ -400,6 +423,17 @@ class Quoter:
         if isinstance(event, CancelRejected):
             order.cancel_out = False
             if not order.accepted:
+                if order.chased or now_ns - order.sent_ns > _ANSWER_TIMEOUT_NS:
+                    # The placement never answered and the venue does not know the order: it
+                    # never arrived. Forget it (a late accept would be cancelled on sight).
+                    self._alert(
+                        now_ns,
+                        Severity.WARNING,
+                        "orders",
+                        f"{order.order_id} unknown to the venue after no answer: forgotten",
+                    )
+                    self._finish(order, now_ns, rested=False)
+                    return self._maintain_quotes(now_ns)
                 # The cancel overtook its own placement; the late accept re-cancels it.
                 return []
             if not order.unwanted or order.is_hedge:
@@ -465,6 +499,7 @@ class Quoter:
                 break
             del queue[order_id]
             order.cancel_out = order.cancel_sent = True
+            order.cancel_out_ns = now_ns
             actions.append(CancelOrder(order_id))
             room -= 1
         if actions:
@@ -589,6 +624,7 @@ class Quoter:
         """Periodic checks the market does not trigger: day roll, limits, breaker, stale feed."""
         self._roll_day(now_ns)
         actions = self._check_daily_loss(now_ns)
+        actions += self._chase_silent_orders(now_ns)
         actions += self._flush_cancels(now_ns)
         if self.state is EngineState.KILLED:
             return actions
@@ -599,6 +635,55 @@ class Quoter:
         actions += self._auto_hedge(now_ns)
         actions += self._maintain_quotes(now_ns)
         return actions
+
+    def _chase_silent_orders(self, now_ns: int) -> list[Action]:
+        """Orders whose placement or cancel has had no answer for too long are cancelled (a
+        lost message must not hold a side, or a hedge, forever)."""
+        actions: list[Action] = []
+        for order in list(self._orders.values()):
+            if order.cancel_out and now_ns - order.cancel_out_ns > _ANSWER_TIMEOUT_NS:
+                order.cancel_out = False
+                actions += self._retry_cancel(order, "no answer to the cancel", now_ns)
+            elif not order.accepted and not order.chased and not order.cancel_out:
+                if now_ns - order.sent_ns <= _ANSWER_TIMEOUT_NS:
+                    continue
+                order.chased = True
+                kind = "hedge" if order.is_hedge else f"{order.side.name.lower()} quote"
+                self._alert(
+                    now_ns,
+                    Severity.WARNING,
+                    "orders",
+                    f"no answer for {kind} {order.order_id} in "
+                    f"{_ANSWER_TIMEOUT_NS // _NS_PER_S} s: cancelling it",
+                )
+                actions += self._request_cancel(order, now_ns)
+            if self.state is EngineState.KILLED and actions and isinstance(actions[-1], CancelAll):
+                break  # the retries ran out: the kill switch's cancel-all covers the rest
+        return actions
+
+    def cancel_foreign(
+        self, order_id: str, side: Side, price: float, leaves_base: float, now_ns: int
+    ) -> list[Action]:
+        """An order of ours the venue holds that this session did not send (left by a crashed
+        session): track it until the venue confirms it gone, so its fills are booked and its
+        side is held, and cancel it."""
+        if order_id in self._orders:
+            return []
+        order = _Order(
+            order_id,
+            side,
+            price,
+            leaves_base,
+            leaves_base,
+            now_ns,
+            is_hedge=False,
+            ticks=round(price / self.instrument.tick_size),
+            accepted=True,
+        )
+        self._orders[order_id] = order
+        if self._busy[side] is None:
+            self._busy[side] = order_id
+        return self._request_cancel(order, now_ns)
 
     def on_error(self, message: str, now_ns: int) -> list[Action]:
         """An unhandled error in a shell or venue call: cancel everything and stop."""
@@ -796,6 +881,7 @@ class Quoter:
             order.unwanted = True
             if not order.cancel_out:
                 order.cancel_out = order.cancel_sent = True
+                order.cancel_out_ns = now_ns
                 self._cancel_queue.pop(order_id, None)
                 actions.append(CancelOrder(order_id))
         self.budget.spend(now_ns, len(actions))
@@ -836,11 +922,13 @@ class Quoter:
                 continue
             # Never cross or touch our own working quote on the other side (one being cancelled
             # may still be live): that side waits for it to go.
-            other_id = self._busy[side.opposite]
-            if other_id is not None:
-                other = self._orders[other_id].ticks
-                if (ticks >= other) if side is Side.BUY else (ticks <= other):
-                    continue
+            opposite = [
+                o.ticks for o in self._orders.values() if o.side is not side and not o.is_hedge
+            ]
+            if opposite and (
+                (ticks >= min(opposite)) if side is Side.BUY else (ticks <= max(opposite))
+            ):
+                continue
             price = ticks_to_price(ticks, self.instrument.tick_size)
             size = self._quote_size(now_ns, side, price, mid)
             if size <= 0:

@@ -246,7 +246,7 @@ class JournaledEngine(LiveEngine):
         self._journaled_alerts = sum(self.quoter.alert_counts.values())
         self._next_mark_wall_ns = 0
         self._reconciled = False
-        self._left_open = dict(left_open or {})
+        self._left_open: dict[str, int] | None = dict(left_open or {})
         """Orders the journal says the last session left open: checked at the first pump."""
         self._journal_failing: str | None = None
         self._exit_marked = False
@@ -271,6 +271,11 @@ class JournaledEngine(LiveEngine):
         return super().command_actions(command, now_ns)
 
     def pump(self) -> None:
+        if self._left_open is not None:  # before the core's first quote: nothing of ours doubles
+            try:
+                self._cancel_left_behind()
+            except Exception as exc:
+                self._fail(exc)
         super().pump()
         try:
             self.watch_journal()
@@ -323,46 +328,48 @@ class JournaledEngine(LiveEngine):
             # The venue's position wins over the journal's; any difference is alerted.
             quoter.reconcile(self.market.position_base, self._core_now_ns)
             self._reconciled = True
-            self._cancel_left_behind()
         if mid is not None and wall >= self._next_mark_wall_ns:
             journal.mark(wall, mid)
             self._next_mark_wall_ns = wall + _NS_PER_S
 
     def _cancel_left_behind(self) -> None:
         """Orders of ours the venue holds that this session did not send (a crashed session's)
-        are cancelled; orders the journal thought open but the venue no longer holds are
-        closed in the journal. The operator is told either way."""
+        are handed to the core to cancel and track until gone (their fills are ours); orders
+        the journal thought open but the venue no longer holds are closed in the journal. The
+        operator is told either way."""
+        left_open, self._left_open = self._left_open or {}, None
         now = self._core_now_ns
         wall = self.wall_ns()
         quoter = self.quoter
-        at_venue = [
-            order_id
-            for order_id, *_ in self.market.resting_orders()
+        at_venue = sorted(
+            (order_id, side, price, leaves)
+            for order_id, side, price, leaves in self.market.resting_orders()
             if quoter.working_order(order_id) is None
-        ]
-        gone = sorted(set(self._left_open) - set(at_venue))
-        for order_id in at_venue:
-            self.market.submit(CancelOrder(order_id), now)
+        )
+        found = [order_id for order_id, *_ in at_venue]
+        gone = sorted(set(left_open) - set(found))
+        for order_id, side, price, leaves in at_venue:
+            for action in quoter.cancel_foreign(order_id, side, price, leaves, now):
+                self.market.submit(action, now)
         for order_id in gone:
             self.journal.append("order_done", wall, {"order_id": order_id, "why": "gone at start"})
-        if at_venue:
+        if found:
             quoter.raise_alert(
                 now,
                 Severity.WARNING,
                 "restart",
-                f"{len(at_venue)} orders left at the venue by an earlier session, cancelled: "
-                f"{', '.join(sorted(at_venue)[:5])}{' ...' if len(at_venue) > 5 else ''}",
+                f"{len(found)} orders left at the venue by an earlier session, cancelling: "
+                f"{', '.join(found[:5])}{' ...' if len(found) > 5 else ''}",
             )
-        if self._left_open:
+        if left_open:
             quoter.raise_alert(
                 now,
-                Severity.INFO if not at_venue else Severity.WARNING,
+                Severity.INFO if not found else Severity.WARNING,
                 "restart",
-                f"the journal had {len(self._left_open)} orders open from the last session: "
-                f"{len(gone)} gone at the venue, "
-                f"{len(set(self._left_open) & set(at_venue))} found and cancelled",
+                f"the journal had {len(left_open)} orders open from the last session: "
+                f"{len(gone)} gone at the venue, {len(set(left_open) & set(found))} found and "
+                "cancelled",
             )
-        self._left_open = {}
 
     def close(self) -> int:
         if self.closed:
@@ -471,13 +478,17 @@ def main_headless(settings: Settings, state_dir: Path, *, adopt_journal: bool = 
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop_event.set)
         engine.exit_kind = "signal"
+        # Still inside the loop when finishing, so a second signal only sets the event again:
+        # the cancels and the journal's exit record are never cut short.
         try:
-            return await run_headless(settings, stop_event, engine=engine)
-        finally:
-            # Still inside the loop, so a second signal only sets the event again: the cancels
-            # and the journal's exit record are never cut short.
+            code = await run_headless(settings, stop_event, engine=engine)
+        except BaseException:
             with signals_absorbed():
-                engine.finish("signal")
+                engine.finish("crash")
+            raise
+        with signals_absorbed():
+            engine.finish("signal")
+        return code
 
     try:
         code = asyncio.run(_main())

@@ -161,12 +161,21 @@ class MessageGuard:
             return f"fill for order {order_id}, which is not one of our working orders"
         if fill.side is not order.side:
             return f"fill {order_id} is a {fill.side.name} but our order is a {order.side.name}"
-        half_lot = self.lot_size / 2
+        lot = self.lot_size
+        half_lot = lot / 2
+        if lot > 0:
+            lots = size / lot
+            if abs(lots - round(lots)) > 1e-6 + lots * 1e-9 or lots < 0.5:
+                return f"fill {order_id} of {size:g} is not a whole number of {lot:g} lots"
         left = order.leaves_base - self._taken.get(order_id, 0.0)
         if size > left + half_lot:
             return f"fill {order_id} of {size:g} is more than the {max(left, 0.0):g} left of it"
-        if leaves > left - size + half_lot:
-            return f"fill {order_id} says {leaves:g} left, more than the {left - size:g} we hold"
+        if abs(leaves - (left - size)) > half_lot:
+            # a venue that says less is left than we hold would have the core forget a live
+            # order; one that says more, book a fill that never happened
+            return (
+                f"fill {order_id} says {leaves:g} left, but {left:g} - {size:g} = {left - size:g}"
+            )
         if order.is_hedge:
             if fill.is_maker:
                 return f"fill {order_id} is a maker fill of our taker hedge"

@@ -282,3 +282,85 @@ def test_no_legitimate_venue_behaviour_breaks_the_core(
         elif step == "error" and data.draw(st.integers(0, 3)) == 0:
             h.take(quoter.on_error("venue timeout", h.now))
         h.check()
+
+
+def test_a_venue_that_never_answers_is_chased_and_cannot_freeze_a_side():
+    from desk import INSTRUMENT, book_at
+
+    from engine.config import RiskSettings, StrategySettings
+    from engine.events import CancelOrder, CancelRejected, OrderAccepted, PlaceQuote
+    from engine.quoter import Quoter
+
+    quoter = Quoter(StrategySettings(), RiskSettings(), INSTRUMENT)
+    now = 0
+    placed: list[PlaceQuote] = []
+    for _ in range(12):
+        now += S
+        for action in quoter.on_book(book_at(100_000.0, now), now) + quoter.on_timer(now):
+            if isinstance(action, PlaceQuote):
+                placed.append(action)
+    assert len(placed) == 2, "both sides sent, neither answered"
+    now += 11 * S  # no accept, no reject: the messages were lost
+    actions = quoter.on_book(book_at(100_000.0, now), now) + quoter.on_timer(now)
+    cancels = [a for a in actions if isinstance(a, CancelOrder)]
+    assert sorted(c.order_id for c in cancels) == sorted(p.order_id for p in placed)
+    replaced: list[PlaceQuote] = []
+    for p in placed:  # the venue has never heard of them
+        actions = quoter.on_order_update(CancelRejected(now, p.order_id, "unknown order"), now)
+        replaced += [a for a in actions if isinstance(a, PlaceQuote)]
+    assert {q.side for q in replaced} == {Side.BUY, Side.SELL}, "both sides quote again"
+    assert sum("unknown to the venue" in a.message for a in quoter.alerts) == 2
+    # one of the lost placements turns up after all: it is cancelled on sight
+    late = quoter.on_order_update(OrderAccepted(now, placed[0].order_id), now)
+    assert late == [CancelOrder(placed[0].order_id)]
+
+
+def test_a_cancel_with_no_answer_is_sent_again_then_the_kill_switch_takes_over():
+    from desk import Desk
+
+    from engine.events import CancelAll, CancelOrder, OrderAccepted, PlaceQuote
+    from engine.snapshot import EngineState
+
+    desk = Desk()
+    desk.warm_up()
+    quoter = desk.quoter
+    bid = desk.quote(Side.BUY)
+    assert bid is not None
+    # from now on the venue goes silent: drive the core by hand
+    now = desk.now_ns + 3 * S
+    sent = quoter.on_timer(now)  # the refresh cancels both quotes
+    assert any(isinstance(a, CancelOrder) and a.order_id == bid.order_id for a in sent)
+    resent = []
+    for _ in range(6):
+        now += 11 * S
+        resent += quoter.on_timer(now)
+    assert [a for a in resent if isinstance(a, CancelOrder) and a.order_id == bid.order_id]
+    assert any(isinstance(a, CancelAll) for a in resent)
+    assert quoter.state is EngineState.KILLED
+    assert not [a for a in resent if isinstance(a, PlaceQuote | OrderAccepted)]
+
+
+def test_a_hedge_with_no_answer_is_chased_and_hedging_is_free_again():
+    from desk import INSTRUMENT, book_at
+
+    from engine.config import RiskSettings, StrategySettings
+    from engine.events import CancelOrder, CancelRejected, Flatten, PlaceHedge
+    from engine.quoter import Quoter
+
+    quoter = Quoter(StrategySettings(), RiskSettings(), INSTRUMENT)
+    now = S
+    quoter.on_book(book_at(100_000.0, now), now)
+    quoter.ledger.on_fill(
+        side=Side.BUY, price=100_000.0, size_base=0.002, fee_usd=0.0, is_maker=True, mid=None
+    )
+    hedges = [a for a in quoter.on_command(Flatten(), now) if isinstance(a, PlaceHedge)]
+    assert len(hedges) == 1
+    assert not [a for a in quoter.on_command(Flatten(), now) if isinstance(a, PlaceHedge)]
+    now += 11 * S
+    quoter.on_book(book_at(100_000.0, now), now)
+    chased = [a for a in quoter.on_timer(now) if isinstance(a, CancelOrder)]
+    assert chased == [CancelOrder(hedges[0].order_id)]
+    assert any(f"no answer for hedge {hedges[0].order_id}" in a.message for a in quoter.alerts)
+    quoter.on_order_update(CancelRejected(now, hedges[0].order_id, "unknown order"), now)
+    again = [a for a in quoter.on_command(Flatten(), now) if isinstance(a, PlaceHedge)]
+    assert len(again) == 1 and again[0].size_base == 0.002

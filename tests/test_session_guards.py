@@ -149,11 +149,18 @@ def test_orders_a_crashed_session_left_at_the_venue_are_found_and_cancelled(tmp_
     venue = engine.market.venue
     venue.submit(PlaceQuote("s0-dead-q7", Side.BUY, 99_000.0, 0.001), venue.now_ns)
     venue.submit(PlaceQuote("s0-dead-q8", Side.SELL, 101_000.0, 0.001), venue.now_ns)
+    while venue.next_ts_ns <= venue.now_ns:  # resting before this session's first look
+        venue.step()
+    assert len(venue.resting_orders()) == 2
+    sent = watch_submits(engine)
     run(engine, clocks, 5.0)
+    first_cancels = [a.order_id for a in sent[:2]]
+    assert sorted(first_cancels) == ["s0-dead-q7", "s0-dead-q8"], "cancelled before quoting"
     left = {order_id for order_id, *_ in engine.market.resting_orders()}
     assert not left & {"s0-dead-q7", "s0-dead-q8"}
     restart = [a.message for a in engine.quoter.alerts if a.control == "restart"]
     assert any("2 orders left at the venue" in m and "s0-dead-q7" in m for m in restart)
+    assert not [o for o in engine.quoter.working_orders() if o.order_id.startswith("s0-")]
     engine.finish("clean")
 
 

@@ -145,6 +145,9 @@ def test_fills_are_checked_against_the_orders_we_have_working():
         Fill(3, "b", Side.BUY, 99_980.0, 0.006, rebate, True): "not our quote's price",
         Fill(3, "b", Side.BUY, 99_990.0, 0.006, rebate, False): "taker fill of our post-only",
         Fill(3, "b", Side.BUY, 99_990.0, 0.002, -0.01, True, 0.006): "says 0.006 left",
+        Fill(3, "b", Side.BUY, 99_990.0, 0.001, -0.01, True, 0.0): "but 0.006 - 0.001 = 0.005",
+        Fill(3, "b", Side.BUY, 99_990.0, 1e-9, 0.0, True, 0.006): "not a whole number of",
+        Fill(3, "b", Side.BUY, 99_990.0, 0.0010005, 0.0, True, 0.0049995): "not a whole number",
         Fill(3, "h", Side.SELL, 97_000.0, 0.004, 0.1, False): "3.00% from",
         Fill(3, "h", Side.SELL, 99_990.0, 0.004, 0.1, True): "maker fill of our taker hedge",
     }
