@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -58,8 +58,19 @@ _MAX_TS = 2**62
 _BATCH = 512
 _BACKOFF_FIRST_S = 0.05
 _BACKOFF_MAX_S = 1.0
+_BACKOFF_DURABLE_MAX_S = 0.08
+"""While a durable record waits, a failed write is retried at least this often."""
+_APPEND_WAIT_S = 0.25
+"""The longest a durable `append` blocks its caller (the event loop), whatever `stall_s`."""
+_BLOCKED_WINDOW_S = 10.0
+_BLOCKED_SHARE = 0.25
+"""`failure` is set when appends spent more than this share of the last window blocked."""
+_CLOSE_COMMIT_WAIT_S = 10.0
+"""How long `close` waits for a commit under way (a hung fsync) before it gives up on it."""
 _RECOVERY_NAME = re.compile(r"^recovery-(\d+)-(\d+)\.jsonl$")
 
+_SESSION_TS_INDEX = "CREATE INDEX IF NOT EXISTS records_session_ts ON records (session, ts_ns)"
+"""For recovery files: is a record already in the journal? (Created on open if missing.)"""
 _SCHEMA_V1 = (
     """CREATE TABLE IF NOT EXISTS sessions (
         id INTEGER PRIMARY KEY,
@@ -82,6 +93,7 @@ _SCHEMA_V1 = (
         data TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS records_kind ON records (kind, seq)",
+    _SESSION_TS_INDEX,
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS checkpoints (
         seq INTEGER PRIMARY KEY,
@@ -137,6 +149,9 @@ class CloseReport:
     unwritten: int
     recovery_file: Path | None
     exit_recorded: bool
+    in_flight: int = 0
+    """Of `unwritten`, records whose commit was under way and never returned (a hung
+    fsync): they may be in the journal too; reading the recovery file skips them then."""
 
 
 def default_state_dir() -> Path:
@@ -531,7 +546,11 @@ Row = tuple[int, int, str, dict[str, Any] | None]
 """(session, ts_ns, kind, data): data is None for a kind this code does not fold."""
 
 
-def _read_recovery_file(path: Path) -> list[tuple[int, int, str, dict[str, Any]]]:
+_RecoveryRecord = tuple[int, int, str, dict[str, Any]]
+"""(session, ts_ns, kind, data) of a recovery file's line."""
+
+
+def _read_recovery_file(path: Path) -> list[_RecoveryRecord]:
     """The records of a recovery file, each validated; a bad line is a one-line error."""
     try:
         lines = path.read_text().splitlines()
@@ -559,6 +578,51 @@ def _read_recovery_file(path: Path) -> list[tuple[int, int, str, dict[str, Any]]
         assert obj is not None
         records.append((obj["session"], obj["ts_ns"], obj["kind"], obj["data"]))
     return records
+
+
+def _compact(data: object) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _canonical(text: object) -> object:
+    try:
+        return _compact(json.loads(text))  # type: ignore[arg-type]
+    except (ValueError, TypeError, RecursionError):
+        return text
+
+
+def _already_journaled(conn: sqlite3.Connection | None, records: list[_RecoveryRecord]) -> set[int]:
+    """Which records of a recovery file (indexes) the journal already holds: same session,
+    ts_ns, kind and data (a batch whose commit landed after `close` gave up waiting for it).
+    Each journal row accounts for one recovery record at most."""
+    if conn is None or not records:
+        return set()
+    spans: dict[int, tuple[int, int]] = {}
+    for session, ts, _, _ in records:
+        lo, hi = spans.get(session, (ts, ts))
+        spans[session] = (min(lo, ts), max(hi, ts))
+    there: Counter[tuple[int, int, str, object]] = Counter()
+    for session, (lo, hi) in spans.items():
+        rows = conn.execute(
+            "SELECT ts_ns, kind, data FROM records WHERE session = ? AND ts_ns BETWEEN ? AND ?",
+            (session, lo, hi),
+        )
+        for ts, kind, text in rows:
+            there[(session, ts, kind, _canonical(text))] += 1
+    skip = set()
+    if there:
+        for i, (session, ts, kind, data) in enumerate(records):
+            key = (session, ts, kind, _compact(data))
+            if there[key] > 0:
+                there[key] -= 1
+                skip.add(i)
+    return skip
+
+
+def _imported_names(conn: sqlite3.Connection, tables: set[str]) -> set[str]:
+    if "imported" not in tables:
+        return set()
+    return {str(name) for (name,) in conn.execute("SELECT name FROM imported")}
 
 
 # ---- reading and recovery ---------------------------------------------------------------------
@@ -696,18 +760,26 @@ def _show_kind(kind: object) -> str:
     return kind if isinstance(kind, str) and len(kind) <= 40 else _show(kind)
 
 
-def _fold_recovery(fold: _Fold, files: list[Path]) -> int:
-    count = 0
+def _fold_recovery(
+    fold: _Fold, files: list[Path], conn: sqlite3.Connection | None = None
+) -> dict[Path, int]:
+    """Fold the recovery files' records that the journal behind `conn` does not hold yet;
+    how many each file added."""
+    counts = {}
     for path in files:
-        for number, (session, ts, kind, data) in enumerate(_read_recovery_file(path), 1):
+        records = _read_recovery_file(path)
+        skip = _already_journaled(conn, records)
+        for number, (session, ts, kind, data) in enumerate(records, 1):
+            if number - 1 in skip:
+                continue
             try:
                 fold.apply(session, ts, kind, data if kind in KNOWN_KINDS else None)
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 raise JournalError(
                     f"recovery file {path}: line {number} ({kind}): cannot be booked: {exc}"
                 ) from exc
-            count += 1
-    return count
+        counts[path] = len(records) - len(skip)
+    return counts
 
 
 def _read(
@@ -756,7 +828,9 @@ def _read(
         )
         out.last_seq, out.replayed = _fold_rows(fold, rows, path, start_seq=start)
     fold.day_start = day_start
-    _fold_recovery(fold, recovery_files)
+    done = _imported_names(conn, tables)  # imported, but the rename did not happen (kill -9)
+    recovery_files = [p for p in recovery_files if p.name not in done]
+    in_files = _fold_recovery(fold, recovery_files, conn if tables else None)
     out.ledger = fold.ledger
     out.killed, out.kill_reason = fold.killed, fold.kill_reason
     out.open_orders = dict(fold.open_orders)
@@ -767,9 +841,8 @@ def _read(
     if sessions:
         last = sessions[-1]
         mine = [p for p in recovery_files if _session_of(p) == last["id"]]
-        in_files = sum(len(_read_recovery_file(p)) for p in mine)
         counted = last.get("unwritten")
-        unwritten = max(counted if type(counted) is int else 0, in_files)
+        unwritten = max(counted if type(counted) is int else 0, sum(in_files[p] for p in mine))
         name = mine[-1].name if mine else last.get("recovery_file")
         name = name if isinstance(name, str) else None
         out.unwritten_last_session = unwritten
@@ -888,6 +961,7 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path, identity: Identity) -> 
             _rollback(conn)
             raise
         tables = _tables(conn)
+    conn.execute(_SESSION_TS_INDEX)  # a journal of an earlier build of schema version 1
     stored_or_none = _stored_identity(conn, tables, [])
     return identity if stored_or_none is None else stored_or_none
 
@@ -913,9 +987,11 @@ def _import_recovery_files(conn: sqlite3.Connection, state_dir: Path) -> None:
         try:
             done = conn.execute("SELECT 1 FROM imported WHERE name = ?", (path.name,)).fetchone()
             if done is None:
+                skip = _already_journaled(conn, records)
                 rows = [
-                    (s, ts, kind, json.dumps(data, separators=(",", ":")))
-                    for s, ts, kind, data in records
+                    (s, ts, kind, _compact(data))
+                    for i, (s, ts, kind, data) in enumerate(records)
+                    if i not in skip
                 ]
                 if rows:
                     _insert_rows(conn, rows)
@@ -971,9 +1047,12 @@ class Journal:
         self.identity = Identity(venue, symbol, account)
         self.stall_s = stall_s
         self.checkpoint_every = max(1, checkpoint_every)
-        self.failure: str | None = None
-        """One line while the journal cannot keep up (a durable record not committed within
-        `stall_s`, or writes failing that long); None again once every record is written."""
+        self._failure: str | None = None
+        self.failure_count = 0
+        """How many times `failure` went from None to set: a failure that came and went
+        between two looks at `failure` still shows here."""
+        self.last_failure: str | None = None
+        """The most recent failure's text (kept after it clears)."""
         self.recovered_note: str | None = None
         """Set when a failure clears ("journal writable again: N records written late")."""
         self.write_errors = 0
@@ -1007,6 +1086,12 @@ class Journal:
         self._kick = False
         self._report: CloseReport | None = None
         self._exit_recorded = False
+        self._inflight: list[_Pending] | None = None  # the batch being committed
+        self._blocked: deque[tuple[float, float]] = deque()  # (start, end) of append waits
+        self._blocked_sum = 0.0
+        self._writer_done = False
+        self._handoff = False  # close left the connection and the lock to the writer
+        self._close_commit_wait_s = _CLOSE_COMMIT_WAIT_S
         self._stderr_header = False
         self._thread = threading.Thread(target=self._writer, name="journal", daemon=True)
         self._thread.start()
@@ -1076,9 +1161,10 @@ class Journal:
         return len(self._pending)
 
     def append(self, kind: str, ts_ns: int, data: dict[str, Any]) -> None:
-        """Queue a record. Durable kinds also wait until committed, at most `stall_s`, and not
-        at all once the journal is failing. A record that would make the journal unreadable
-        (NaN price, absurd size, ...) is kept as a `refused` record and sets `failure`."""
+        """Queue a record. Durable kinds also wait until committed, at most min(`stall_s`,
+        0.25 s), and not at all once the journal is failing. A record that would make the
+        journal unreadable (NaN price, absurd size, ...) is kept as a `refused` record and
+        sets `failure`."""
         problem: str | None
         try:
             problem = check_record(kind, ts_ns, data)
@@ -1099,7 +1185,7 @@ class Journal:
         with cond:
             if problem is not None:
                 self._refused = self._refused or refused
-                self.failure = self.failure or refused
+                self._raise_failure(refused)
             if self._report is not None or self._stop:
                 self._late_append(kind, ts_ns, text)
                 return
@@ -1111,17 +1197,21 @@ class Journal:
             if durable:
                 self._durable.append((n, now, kind))
             cond.notify_all()
-            if not durable or self.failure is not None:
+            if not durable:
                 return
-            deadline = now + self.stall_s
-            while self._written < n:
+            self._check_stall(now)  # appends blocked too long already: do not block again
+            if self._failure is not None:
+                return
+            deadline = now + min(self.stall_s, _APPEND_WAIT_S)
+            while self._written < n and self._failure is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self._set_failure(time.monotonic(), f"not written within {self.stall_s:g} s")
-                    return
+                    break
                 cond.wait(remaining)
-                if self.failure is not None:
-                    return
+            end = time.monotonic()
+            self._blocked.append((now, end))
+            self._blocked_sum += end - now
+            self._check_stall(end)
 
     def fill(self, ts_ns: int, fill: Fill, mid: float | None) -> None:
         self.append("fill", ts_ns, {
@@ -1148,20 +1238,36 @@ class Journal:
         line = {"session": self.session, "ts_ns": ts_ns, "kind": kind, "data": json.loads(text)}
         print(json.dumps(line, separators=(",", ":")), file=sys.stderr)
 
+    @property
+    def failure(self) -> str | None:
+        """One line while the journal cannot keep up: a durable record not committed within
+        `stall_s`, writes failing that long, or appends blocked more than a quarter of the
+        last 10 s; None again once every record is written (a refused record keeps it)."""
+        with self._cond:
+            if self._failure is None and self._report is None:
+                self._check_stall(time.monotonic())
+            return self._failure
+
+    def _raise_failure(self, text: str) -> None:
+        """Called with the condition held."""
+        if self._failure is None:
+            self._failure = text
+            self.failure_count += 1
+            self.last_failure = text
+
     def _set_failure(self, now: float, reason: str | None = None) -> None:
         """Called with the condition held."""
-        if self.failure is not None:
+        if self._failure is not None:
             return
-        kind = (
-            self._durable[0][2]
-            if self._durable
-            else (self._pending[0][2] if self._pending else "record")
-        )
-        article = "an" if kind[:1] in "aeiou" else "a"
-        why = self._error or reason or "not written"
-        self.failure = _one_line(
-            f"journal cannot record {article} {kind}: {why} ({len(self._pending)} records waiting)"
-        )
+        waiting = f"({len(self._pending)} records waiting)"
+        why = "; ".join(x for x in (self._error, reason) if x) or "not written"
+        if self._durable or self._pending:
+            kind = self._durable[0][2] if self._durable else self._pending[0][2]
+            article = "an" if kind[:1] in "aeiou" else "a"
+            text = f"journal cannot record {article} {kind}: {why} {waiting}"
+        else:
+            text = f"journal cannot keep up: {why} {waiting}"
+        self._raise_failure(_one_line(text))
 
     def _stalled(self, now: float) -> bool:
         """Called with the condition held: writes failing, or a durable record waiting, for
@@ -1169,6 +1275,32 @@ class Journal:
         if self._failing_since is not None and now - self._failing_since >= self.stall_s:
             return True
         return bool(self._durable) and now - self._durable[0][1] >= self.stall_s
+
+    def _blocked_s(self, now: float) -> float:
+        """Called with the condition held: seconds appends spent blocked in the last window."""
+        start = now - _BLOCKED_WINDOW_S
+        blocked = self._blocked
+        while blocked and blocked[0][1] <= start:
+            begin, end = blocked.popleft()
+            self._blocked_sum -= end - begin
+        if not blocked:
+            self._blocked_sum = 0.0
+            return 0.0
+        return self._blocked_sum - max(0.0, start - blocked[0][0])  # the first one, clipped
+
+    def _check_stall(self, now: float) -> None:
+        """Called with the condition held: set `failure` if the journal cannot keep up."""
+        if self._failure is not None:
+            return
+        if self._stalled(now):
+            waited = f"not written within {self.stall_s:g} s" if self._durable else None
+            self._set_failure(now, waited)
+            return
+        blocked = self._blocked_s(now)
+        if blocked > _BLOCKED_SHARE * _BLOCKED_WINDOW_S:
+            self._set_failure(
+                now, f"appends blocked {blocked:.1f} s of the last {_BLOCKED_WINDOW_S:g} s"
+            )
 
     # ---- the writer thread --------------------------------------------------------------------
 
@@ -1182,11 +1314,13 @@ class Journal:
                 if self._stop:  # close has waited for the queue; it takes what is left
                     break
                 batch = [self._pending[i] for i in range(min(_BATCH, len(self._pending)))]
+                self._inflight = batch
             try:
                 with self._db_lock:
                     last_seq = self._commit(batch)
             except Exception as exc:  # any failure is retried; the records stay queued
                 with cond:
+                    self._inflight = None  # rolled back: close may take the batch
                     self.write_errors += 1
                     self._error = _one_line(exc) or type(exc).__name__
                     now = time.monotonic()
@@ -1194,45 +1328,66 @@ class Journal:
                         self._failing_since = now
                     if self._stalled(now):
                         self._set_failure(now)
+                    cond.notify_all()
                     if self._closing:
                         backoff = min(backoff, 0.1)
-                    deadline = now + backoff
-                    if self.failure is None:  # wake up when the stall is due, to say so
-                        due = [self._failing_since + self.stall_s]
-                        if self._durable:
-                            due.append(self._durable[0][1] + self.stall_s)
-                        deadline = min(deadline, max(min(due), now + 0.01))
-                    self._kick = False
-                    while not self._stop and not self._kick:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        cond.wait(remaining)
-                    if self.failure is None and self._stalled(time.monotonic()):
-                        self._set_failure(time.monotonic())
+                    self._retry_wait(now, backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 continue
             backoff = _BACKOFF_FIRST_S
             with cond:
-                for _ in batch:
-                    self._pending.popleft()
-                self._written = batch[-1][0]
+                self._inflight = None
+                last = batch[-1][0]
+                pending = self._pending
+                while pending and pending[0][0] <= last:  # close may have taken them already
+                    pending.popleft()
+                self._written = max(self._written, last)
                 durable = self._durable
-                while durable and durable[0][0] <= self._written:
+                while durable and durable[0][0] <= last:
                     durable.popleft()
                 self._failing_since = None
                 self._error = None
-                if self.failure is not None:
+                if self._failure is not None:
                     self._late += len(batch)
-                    if not self._pending and self.failure != self._refused:
+                    if not pending and self._failure != self._refused:
                         self.recovered_note = (
                             f"journal writable again: {self._late} records written late"
                         )
-                        self.failure = self._refused
+                        self._failure = self._refused
                         self._late = 0
+                elif self._stalled(time.monotonic()):  # commits go through, too slowly
+                    self._set_failure(time.monotonic(), f"not written within {self.stall_s:g} s")
                 cond.notify_all()
             self._fold_committed(batch, last_seq)
         self._checkpoint(final=True)
+        with cond:
+            self._writer_done = True
+            release = self._handoff
+        if release:  # close gave up waiting for this thread: it releases what close left
+            self._release()
+
+    def _retry_wait(self, failed_at: float, backoff: float) -> None:
+        """Called with the condition held, after a failed write: wait before the retry, at
+        most `_BACKOFF_DURABLE_MAX_S` while a durable record waits, and waking up when a stall
+        is due, to say so."""
+        cond = self._cond
+        self._kick = False
+        while not self._stop and not self._kick:
+            now = time.monotonic()
+            wait = min(backoff, _BACKOFF_DURABLE_MAX_S) if self._durable else backoff
+            deadline = failed_at + wait
+            if self._failure is None:
+                assert self._failing_since is not None
+                due = [self._failing_since + self.stall_s]
+                if self._durable:
+                    due.append(self._durable[0][1] + self.stall_s)
+                deadline = min(deadline, max(min(due), failed_at + 0.01))
+            remaining = deadline - now
+            if remaining <= 0:
+                break
+            cond.wait(remaining)  # an append notifies: a durable record shortens the wait
+        if self._failure is None and self._stalled(time.monotonic()):
+            self._set_failure(time.monotonic())
 
     def _commit(self, batch: list[_Pending]) -> int:
         conn = self._conn
@@ -1315,7 +1470,7 @@ class Journal:
         the journal is already failing; `close` tries again). True if recorded."""
         if exit not in EXITS:
             raise ValueError(f"exit must be one of {EXITS}, got {exit!r}")
-        bound = 0.0 if self.failure is not None else self.stall_s
+        bound = 0.0 if self._failure is not None else self.stall_s
         self._exit_recorded = self._bounded_update(
             "UPDATE sessions SET exit = ?, exit_ns = ? WHERE id = ?",
             (exit, ts_ns, self.session),
@@ -1326,7 +1481,12 @@ class Journal:
     def close(self, exit: str, ended_ns: int) -> CloseReport:
         """Flush every record (retrying for up to max(stall_s, 2 s)), then record how the
         session ended and how many records could not be journaled; those go to a recovery
-        file (or, failing that, to stderr)."""
+        file (or, failing that, to stderr).
+
+        A record is never both journaled and in the recovery file for good: a commit under
+        way is waited for (up to 10 s), and a batch whose commit neither lands nor fails by
+        then (a hung fsync) goes to the file marked `in_flight`; reading and importing the
+        file skip any record the journal holds already."""
         if exit not in EXITS:
             raise ValueError(f"exit must be one of {EXITS}, got {exit!r}")
         cond = self._cond
@@ -1336,20 +1496,28 @@ class Journal:
             self._closing = True
             self._kick = True
             cond.notify_all()
-            deadline = time.monotonic() + max(self.stall_s, 2.0)
+            start = time.monotonic()
+            deadline = start + max(self.stall_s, 2.0)
             while self._pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 cond.wait(remaining)
-            self._stop = True
+            self._stop = True  # the writer starts no other batch
             cond.notify_all()
-        self._thread.join(timeout=max(0.5, deadline - time.monotonic()))
-        with cond:
+            commit_deadline = max(deadline, start + self._close_commit_wait_s)
+            while self._inflight is not None:  # what it commits must not go to the file too
+                remaining = commit_deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                cond.wait(remaining)
+            in_flight = {n for n, *_ in self._inflight or ()}
             left = list(self._pending)
             self._pending.clear()
             self._durable.clear()
-        recovery = self._write_recovery(left, ended_ns) if left else None
+        if not in_flight:  # the writer's last checkpoint
+            self._thread.join(timeout=max(0.5, deadline - time.monotonic()))
+        recovery = self._write_recovery(left, ended_ns, in_flight) if left else None
         name = None if recovery is None else recovery.name
         recorded = self._bounded_update(
             "UPDATE sessions SET exit = ?, ended_ns = ?, unwritten = ?, recovery_file = ? "
@@ -1357,24 +1525,41 @@ class Journal:
             (exit, ended_ns, len(left), name, self.session),
             max(deadline, time.monotonic() + 0.5),
         )
-        if not self._thread.is_alive() and self._conn is not None:
+        report = CloseReport(
+            unwritten=len(left),
+            recovery_file=recovery,
+            exit_recorded=recorded,
+            in_flight=len(in_flight),
+        )
+        with cond:
+            self._report = report
+            release = self._writer_done
+            self._handoff = not release
+        if release:
+            self._release()
+        # else the writer is stuck in a commit: it releases the state directory when it
+        # returns, so no other session imports the recovery file before that commit lands
+        return report
+
+    def _release(self) -> None:
+        """Close the connection and release the state directory (once the writer is done)."""
+        if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
         with contextlib.suppress(OSError):
-            os.close(self._dir_fd)  # releases the state directory
-        report = CloseReport(unwritten=len(left), recovery_file=recovery, exit_recorded=recorded)
-        with cond:
-            self._report = report
-        return report
+            os.close(self._dir_fd)
 
-    def _write_recovery(self, left: list[_Pending], ended_ns: int) -> Path | None:
-        lines = [
-            json.dumps(
-                {"session": self.session, "ts_ns": ts, "kind": kind, "data": json.loads(text)},
-                separators=(",", ":"),
-            )
-            for _, ts, kind, text, _ in left
-        ]
+    def _write_recovery(
+        self, left: list[_Pending], ended_ns: int, in_flight: set[int]
+    ) -> Path | None:
+        lines = []
+        for n, ts, kind, text, _ in left:
+            obj: dict[str, Any] = {
+                "session": self.session, "ts_ns": ts, "kind": kind, "data": json.loads(text)
+            }  # fmt: skip
+            if n in in_flight:  # its commit may still land: importing skips it then
+                obj["in_flight"] = True
+            lines.append(json.dumps(obj, separators=(",", ":")))
         body = "".join(line + "\n" for line in lines).encode()
         path = self.state_dir / f"recovery-{self.session}-{ended_ns}.jsonl"
         try:
@@ -1409,9 +1594,7 @@ class Journal:
             self._fold = None
             self._cond.notify_all()
         self._thread.join()
-        if self._conn is not None:
-            self._conn.close()
-        os.close(self._dir_fd)
+        self._release()
 
 
 def iter_records(state_dir: Path) -> Iterator[tuple[int, int, int, str, str]]:
