@@ -487,12 +487,41 @@ def _make_private(path: Path, mode: int) -> None:
             os.chmod(path, current & mode)
 
 
+def _is_default_state_dir(state_dir: Path) -> bool:
+    try:
+        return state_dir.resolve() == default_state_dir().resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _private_state_dir(state_dir: Path) -> None:
+    """Create the state directory (0700), or check an existing one: one that other users can
+    read or write is refused (it may be `.`, a shared directory, /tmp: not ours to chmod),
+    except the default state directory, which is ours and is made private."""
+    try:
+        state_dir.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    else:
+        _make_private(state_dir, 0o700)  # mkdir's mode is already that, less the umask
+        return
+    mode = stat.S_IMODE(os.stat(state_dir).st_mode)
+    if not mode & 0o066 or not stat.S_ISDIR(os.stat(state_dir).st_mode):
+        return  # private already (or not a directory: opening it says so)
+    if _is_default_state_dir(state_dir):
+        _make_private(state_dir, 0o700)
+        return
+    raise JournalError(
+        f"state directory {state_dir} can be read or written by other users (mode "
+        f"{mode:04o}); run `chmod 700 {state_dir}` or pass another --state-dir"
+    )
+
+
 def _lock_state_dir(state_dir: Path) -> int:
     """One session per state directory, enforced by a lock on the directory itself (deleting
     the lock file does not release it); the lock file only says who holds it."""
     try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _make_private(state_dir, 0o700)
+        _private_state_dir(state_dir)
         fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         raise JournalError(f"state directory {state_dir}: cannot use it: {exc}") from exc

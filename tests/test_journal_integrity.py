@@ -18,6 +18,7 @@ from engine.journal import (
     SCHEMA_VERSION,
     Journal,
     JournalError,
+    default_state_dir,
     recover,
     status,
 )
@@ -221,8 +222,7 @@ def test_the_state_directory_and_the_journal_are_private(tmp_path):
         for name in (JOURNAL_FILE, f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm", LOCK_FILE):
             assert mode(state_dir / name) == 0o600, name
         journal.close("clean", NOW + 1)
-        os.chmod(state_dir, 0o755)  # a directory someone opened up
-        os.chmod(state_dir / JOURNAL_FILE, 0o644)
+        os.chmod(state_dir / JOURNAL_FILE, 0o644)  # a file someone opened up
         Journal(state_dir, venue="sim", symbol="BTC-PERP", started_ns=NOW + 2).close(
             "clean", NOW + 3
         )
@@ -230,6 +230,42 @@ def test_the_state_directory_and_the_journal_are_private(tmp_path):
         assert mode(state_dir / JOURNAL_FILE) == 0o600
     finally:
         os.umask(old_umask)
+
+
+@pytest.mark.parametrize("shared_mode", [0o755, 0o770, 0o1777])
+def test_an_existing_directory_others_can_use_is_refused_not_chmodded(tmp_path, shared_mode):
+    shared = tmp_path / "shared"  # `--state-dir .`, a team directory, /tmp
+    shared.mkdir()
+    os.chmod(shared, shared_mode)
+    with pytest.raises(JournalError) as err:
+        Journal(shared, venue="sim", symbol="BTC-PERP", started_ns=NOW)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"chmod 700 {shared}" in message and "another --state-dir" in message
+    assert mode(shared) == shared_mode  # untouched
+    assert not (shared / JOURNAL_FILE).exists()
+    os.chmod(shared, 0o700)  # what the operator does
+    Journal(shared, venue="sim", symbol="BTC-PERP", started_ns=NOW).close("clean", NOW + 1)
+    assert mode(shared / JOURNAL_FILE) == 0o600
+
+
+def test_an_existing_private_directory_is_left_as_it_is(tmp_path):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    os.chmod(state_dir, 0o711)  # others may pass through, not read or write
+    Journal(state_dir, venue="sim", symbol="BTC-PERP", started_ns=NOW).close("clean", NOW + 1)
+    assert mode(state_dir) == 0o711
+    assert mode(state_dir / JOURNAL_FILE) == 0o600
+
+
+def test_the_default_state_directory_is_ours_and_made_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    state_dir = default_state_dir()
+    state_dir.mkdir(parents=True)
+    os.chmod(state_dir, 0o755)
+    Journal(state_dir, venue="sim", symbol="BTC-PERP", started_ns=NOW).close("clean", NOW + 1)
+    assert mode(state_dir) == 0o700
+    assert mode(state_dir / JOURNAL_FILE) == 0o600
 
 
 def test_a_state_directory_that_cannot_be_created_is_one_line(tmp_path):
