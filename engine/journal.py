@@ -1273,8 +1273,8 @@ class Journal:
         `stall_s`, writes failing that long, or appends blocked more than a quarter of the
         last 10 s; None again once every record is written (a refused record keeps it)."""
         with self._cond:
-            if self._failure is None and self._report is None:
-                self._check_stall(time.monotonic())
+            if self._failure is None and self._report is None:  # a commit may be stuck
+                self._check_stall(time.monotonic(), blocked=False)
             return self._failure
 
     def _raise_failure(self, text: str) -> None:
@@ -1317,18 +1317,19 @@ class Journal:
             return 0.0
         return self._blocked_sum - max(0.0, start - blocked[0][0])  # the first one, clipped
 
-    def _check_stall(self, now: float) -> None:
-        """Called with the condition held: set `failure` if the journal cannot keep up."""
+    def _check_stall(self, now: float, *, blocked: bool = True) -> None:
+        """Called with the condition held: set `failure` if the journal cannot keep up (the
+        share of time appends spent blocked is looked at only when `blocked`)."""
         if self._failure is not None:
             return
         if self._stalled(now):
             waited = f"not written within {self.stall_s:g} s" if self._durable else None
             self._set_failure(now, waited)
             return
-        blocked = self._blocked_s(now)
-        if blocked > _BLOCKED_SHARE * _BLOCKED_WINDOW_S:
+        spent = self._blocked_s(now) if blocked else 0.0
+        if spent > _BLOCKED_SHARE * _BLOCKED_WINDOW_S:
             self._set_failure(
-                now, f"appends blocked {blocked:.1f} s of the last {_BLOCKED_WINDOW_S:g} s"
+                now, f"appends blocked {spent:.1f} s of the last {_BLOCKED_WINDOW_S:g} s"
             )
 
     # ---- the writer thread --------------------------------------------------------------------
