@@ -248,7 +248,8 @@ class JournaledEngine(LiveEngine):
         self._reconciled = False
         self._left_open: dict[str, int] | None = dict(left_open or {})
         """Orders the journal says the last session left open: checked at the first pump."""
-        self._journal_failing: str | None = None
+        self._journal_failing = False
+        self._journal_failures_seen = journal.failure_count
         self._exit_marked = False
         self.close_report: CloseReport | None = None
         self.market = JournaledVenue(self.market, journal, self.quoter, wall_ns)  # type: ignore[arg-type]
@@ -284,16 +285,21 @@ class JournaledEngine(LiveEngine):
             self._fail(exc)
 
     def watch_journal(self) -> None:
-        """A journal that cannot record fills stops the trading until it can again."""
-        failure = self.journal.failure
+        """A journal that cannot record fills stops the trading until it can again; a failure
+        that came and went between two looks still kills (the count says it happened)."""
+        journal = self.journal
         now = self._core_now_ns
-        if failure and not self._journal_failing:
-            self._journal_failing = failure
-            for action in self.quoter.on_command(Kill(f"journal: {failure}"), now):
-                self.market.submit(action, now)
-        elif not failure and self._journal_failing:
-            self._journal_failing = None
-            note = self.journal.take_recovered_note() or "journal writable again"
+        count = journal.failure_count
+        if count != self._journal_failures_seen:
+            self._journal_failures_seen = count
+            reason = journal.failure or journal.last_failure or "journal write failed"
+            self._journal_failing = True
+            if self.quoter.state is not EngineState.KILLED:
+                for action in self.quoter.on_command(Kill(f"journal: {reason}"), now):
+                    self.market.submit(action, now)
+        if self._journal_failing and not journal.failure:
+            self._journal_failing = False
+            note = journal.take_recovered_note() or "journal writable again"
             self.quoter.raise_alert(
                 now, Severity.INFO, "journal", f"{note}; every record is on disk, resume when ready"
             )
