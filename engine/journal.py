@@ -5,10 +5,14 @@ owned by one session at a time (an OS lock on the directory itself) and readable
 only. Writes go to one background thread that commits them in batches, in order. A write that
 fails (full disk, I/O error, another process holding the write lock) is retried with backoff
 and the records stay in memory: nothing is ever dropped. Fills, state changes, funding and
-order lifecycle records are durable: `append` waits (at most `stall_s`) until they are
-committed, and `failure` says, in one line, when the journal cannot keep up, so the engine can
-stop trading. What `close` still cannot write goes to a recovery file that the next open
-imports.
+order lifecycle records are durable: `append` waits (at most min(`stall_s`, 0.25 s)) until
+they are committed, and `failure` says, in one line, when the journal cannot keep up (a
+durable record waiting `stall_s`, or appends blocked more than a quarter of the last 10 s),
+so the engine can stop trading; `failure_count` counts failures, even one that came and went
+between two looks. What `close` still cannot write goes to a recovery file that the next open
+imports; a record the journal already holds (a commit that landed after `close` gave up on
+it) is skipped, when reading or importing the file, and a file already imported is never
+folded again.
 
 Reading validates every record before folding it, so a corrupt or absurd row is a one-line
 `JournalError` naming the file, the record and the problem, never a traceback. The writer
