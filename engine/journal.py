@@ -52,7 +52,9 @@ JOURNAL_FILE = "journal.sqlite"
 LOCK_FILE = "perpdesk.lock"
 SCHEMA_VERSION = 1
 EXITS = ("clean", "signal", "crash")
-DURABLE = frozenset({"fill", "state", "funding", "order_sent", "order_done", "cancel_all_done"})
+DURABLE = frozenset(
+    {"fill", "state", "funding", "order_sent", "order_done", "cancel_all_done", "reconcile"}
+)
 """Kinds `append` waits for (bounded by `stall_s`): a restart cannot do without them."""
 CHECKPOINT_EVERY = 2_000
 BUSY_TIMEOUT_MS = 100
@@ -264,6 +266,10 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "cancel_refused": lambda d: _text(d, "order_id"),
     "cancel_all_sent": lambda d: _text(d, "reason", optional=True),
     "cancel_all_done": lambda d: None,
+    "reconcile": lambda d: (
+        _number(d, "position_base", -1e6, 1e6, lo_closed=True, hi_closed=True)
+        or _number(d, "mid", 0, 1e9)
+    ),
     "state": lambda d: _text(d, "state") or _text(d, "reason", optional=True),
     "alert": lambda d: _text(d, "severity") or _text(d, "control") or _text(d, "message"),
     "command": lambda d: _text(d, "command"),
@@ -407,6 +413,9 @@ class _Fold:
                 self.open_orders.pop(data["order_id"], None)
         elif kind == "funding":
             ledger.on_funding(rate=data["rate"], mark_price=data["mark_price"])
+        elif kind == "reconcile":  # the venue's position adopted at mid: no fee, no P&L jump
+            self.last_mid = data["mid"]
+            ledger.reconcile(data["position_base"], data["mid"])
         elif kind == "order_sent":
             self.open_orders[data["order_id"]] = session
         elif kind == "order_done":
@@ -1171,6 +1180,10 @@ class Journal:
         _import_recovery_files(conn, self.state_dir)
         rec, fold = _read(conn, path, started_ns, [])
         rec.identity = stored
+        # The writer thread goes on folding into `fold`: the engine gets copies of its own
+        # (the core's ledger must never be shared with another thread's bookkeeping).
+        rec.ledger = ledger_from_state(ledger_state(fold.ledger))
+        rec.open_orders = dict(rec.open_orders)
         self.recovered = rec
         """What the journal held when this session opened it (as `recover` would say)."""
         fold.day_start = None

@@ -51,7 +51,7 @@ from engine.events import (
     Trade,
     VenueEvent,
 )
-from engine.journal import CloseReport, Journal, recover
+from engine.journal import CloseReport, Journal
 from engine.live import LiveEngine, check_venue, run_headless, signals_absorbed
 from engine.quoter import Quoter
 from engine.sim.configure import sim_params
@@ -202,7 +202,7 @@ class JournaledVenue:
         if quoter.book.mid is None:
             self._position_check_due = True  # needs a mid to mark the difference: next batch
             return
-        quoter.reconcile(venue_position, now)
+        adopt_venue_position(quoter, self.journal, venue_position, now, self._wall_ns())
         quoter.raise_alert(
             now,
             Severity.CRITICAL,
@@ -332,7 +332,9 @@ class JournaledEngine(LiveEngine):
         mid = quoter.book.mid
         if not self._reconciled and mid is not None:
             # The venue's position wins over the journal's; any difference is alerted.
-            quoter.reconcile(self.market.position_base, self._core_now_ns)
+            adopt_venue_position(
+                quoter, journal, self.market.position_base, self._core_now_ns, wall
+            )
             self._reconciled = True
         if mid is not None and wall >= self._next_mark_wall_ns:
             journal.mark(wall, mid)
@@ -420,6 +422,21 @@ class JournaledEngine(LiveEngine):
         ]
 
 
+def adopt_venue_position(
+    quoter: Quoter, journal: Journal, venue_position_base: float, now_ns: int, wall_ns: int
+) -> None:
+    """The venue's position wins over the core's; an adoption is journaled, so a restart
+    carries the same position and cash (it is booked at mid, no fee)."""
+    before = quoter.ledger.position
+    quoter.reconcile(venue_position_base, now_ns)
+    if quoter.ledger.position != before:
+        journal.append(
+            "reconcile",
+            wall_ns,
+            {"position_base": venue_position_base, "mid": quoter.ledger.mark_price},
+        )
+
+
 def _fields(command: Command) -> dict[str, Any]:
     return {name: getattr(command, name) for name in getattr(command, "__slots__", ())}
 
@@ -435,14 +452,8 @@ def open_engine(
     """The engine for a live session in `state_dir`, carrying on from its journal."""
     check_venue(settings)  # before the journal records a session that cannot run
     now = wall_ns()
-    rec = recover(state_dir, now)
-    params = sim_params(
-        settings.sim,
-        start_ns=now,
-        start_position_base=rec.ledger.position_base,
-        start_cash_usd=float(rec.ledger.cash),
-        start_price_usd=rec.last_mid or settings.sim.start_price_usd,
-    )
+    # The journal's own view, read once it holds the state directory's lock: nothing another
+    # process does between reading and locking can be counted twice.
     journal = Journal(
         state_dir,
         venue=settings.venue.name,
@@ -452,6 +463,14 @@ def open_engine(
         stall_s=settings.risk.journal_stall_s,
     )
     try:
+        rec = journal.recovered
+        params = sim_params(
+            settings.sim,
+            start_ns=now,
+            start_position_base=rec.ledger.position_base,
+            start_cash_usd=float(rec.ledger.cash),
+            start_price_usd=rec.last_mid or settings.sim.start_price_usd,
+        )
         prefix = f"s{journal.session}-{secrets.token_hex(2)}-"
         engine = JournaledEngine(settings, params=params, order_id_prefix=prefix, **engine_options)
         engine.attach(journal, wall_ns, rec.open_orders)

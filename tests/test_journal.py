@@ -104,3 +104,17 @@ def test_fills_are_on_disk_when_append_returns(tmp_path):
     rows = sqlite3.connect(tmp_path / JOURNAL_FILE).execute("SELECT kind FROM records").fetchall()
     assert rows == [("fill",)]
     journal.close("clean", NOW + 1)
+
+
+def test_what_the_journal_recovered_is_the_engines_own_not_the_writers(tmp_path):
+    first = Journal(tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW)
+    first.fill(NOW + 1, fill("q1", Side.BUY, 99_975.0, 0.002), mid=100_000.0)
+    first.close("clean", NOW + 2)
+    journal = Journal(tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW + 3)
+    ledger = journal.recovered.ledger
+    assert ledger.position_base == pytest.approx(0.002) and ledger.fills == 1
+    # the writer thread keeps folding what this session commits; the engine's copy must not move
+    journal.fill(NOW + 4, fill("q2", Side.BUY, 99_975.0, 0.003), mid=100_000.0)
+    journal.close("clean", NOW + 5)
+    assert ledger.position_base == pytest.approx(0.002) and ledger.fills == 1
+    assert recover(tmp_path, NOW + 6).position_base == pytest.approx(0.005)

@@ -285,3 +285,40 @@ def test_status_reads_while_a_session_runs(tmp_path):
     assert done.wait(10)
     assert result["sessions"] == 1
     engine.finish("clean")
+
+
+def test_a_position_adopted_from_the_venue_is_journaled_and_survives_a_restart(tmp_path):
+    clocks = FakeClocks()
+    engine = session(tmp_path, clocks)
+    run(engine, clocks, 30.0)
+    venue = engine.market.venue
+    real_step = venue.step
+    dropped: list[Fill] = []
+
+    def step_losing_our_fills():  # the venue trades our bid, but its fill message is lost
+        events = real_step()
+        kept = [e for e in events if not isinstance(e, Fill)]
+        dropped.extend(e for e in events if isinstance(e, Fill))
+        if dropped:
+            venue.step = real_step
+        return kept
+
+    venue.step = step_losing_our_fills
+    venue.inject_taker(Side.SELL, 5.0, venue.now_ns)
+    run(engine, clocks, 0.2)
+    assert dropped, "the sweep filled our bid"
+    assert engine.quoter.position_base != pytest.approx(engine.market.position_base, abs=1e-9)
+    # something we cannot match arrives: the position check finds the difference and adopts it
+    inject_once(engine, lambda ts: Fill(ts, "ghost9", Side.BUY, 100_000.0, 0.01, 0.0, True))
+    run(engine, clocks, 1.0)
+    assert engine.quoter.position_base == pytest.approx(engine.market.position_base, abs=1e-12)
+    assert any("adopted the venue's" in a.message for a in engine.quoter.alerts)
+    adopted = journal_rows(tmp_path, "reconcile")
+    assert adopted and adopted[-1]["position_base"] == pytest.approx(
+        engine.market.position_base, abs=1e-12
+    )
+    venue_position = engine.market.position_base
+    engine.finish("clean")
+    rec = recover(tmp_path, clocks.wall())
+    assert rec.position_base == pytest.approx(venue_position, abs=1e-12)
+    assert rec.ledger.equity(rec.last_mid) == rec.ledger.net
