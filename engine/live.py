@@ -149,6 +149,9 @@ class LiveEngine:
         self.errors = 0
         self.last_error: str | None = None
         self._failing = False
+        self._in_batch = False
+        """True while the core handles one batch of venue events: the venue must not be
+        stepped again until the whole batch is booked."""
 
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -236,15 +239,19 @@ class LiveEngine:
             self._run_timers(ts)
             events = market.step()
             self._core_now_ns = max(self._core_now_ns, ts)
-            for event in events:
-                # one bad event must not cost the core the rest of its batch (fills, cancels)
-                try:
-                    actions = on_event(event, ts)
-                except Exception as exc:
-                    self._fail(exc)
-                    continue
-                for action in actions:
-                    submit(action, ts)
+            self._in_batch = True
+            try:
+                for event in events:
+                    # one bad event must not cost the core the rest of its batch (fills, cancels)
+                    try:
+                        actions = on_event(event, ts)
+                    except Exception as exc:
+                        self._fail(exc)
+                        continue
+                    for action in actions:
+                        submit(action, ts)
+            finally:
+                self._in_batch = False
             count += len(events)
             if deadline_wall_ns is not None and count >= 64 and self._clock() > deadline_wall_ns:
                 self._count_events(count)
@@ -289,7 +296,8 @@ class LiveEngine:
         try:
             for action in self.quoter.on_error(self.last_error, now):
                 self.market.submit(action, now)
-            self._advance(now)
+            if not self._in_batch:  # mid-batch, the loop already stepping the venue answers
+                self._advance(now)
         except Exception as again:  # the venue cannot even take the cancel: keep reporting
             self.last_error = f"{self.last_error}; cancel-all failed: {again}"
 
@@ -521,6 +529,10 @@ async def run_headless(
     while not stop_event.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop_event.wait(), interval_s)
+        task = engine._task
+        if task is not None and task.done() and not stop_event.is_set():
+            task.result()  # the engine loop died: raise its error (the session ends as a crash)
+            raise RuntimeError("the engine loop stopped by itself")
         print(status_line(engine), file=stream, flush=True)
     left = await engine.stop()
     print(engine.shutdown_report(), file=stream)

@@ -18,10 +18,12 @@ Orders:
   starts; once it has lasted `risk.reject_streak_s` the status reads ONE-SIDED (one side) or
   NOT QUOTING (both), with one alert, and one more when quoting is two-sided again.
 - Order ids are `{order_id_prefix}q{n}` for quotes and `{order_id_prefix}h{n}` for hedges.
-- A venue that does not answer is chased: a placement with no answer after 10 s, or a cancel
-  with none, is cancelled (again); a placement the venue then says it does not know is
-  forgotten, and an accept for an order we no longer track is cancelled at once, so a lost
-  message can neither freeze a side nor leave an order of ours behind at the venue.
+- A venue that does not answer is chased, never guessed at: a quote with no answer after 10 s
+  is cancelled (and keeps holding its side: "unknown order" may only mean the placement is
+  still on its way), a cancel with no answer is sent again (then the kill switch), a hedge
+  with no answer is alerted and blocks new hedges. Only after 120 s without a word is an
+  order forgotten (a critical alert); if it then turns up accepted after all, it is tracked
+  again and cancelled, so its fills are still ours.
 - Orders of ours an earlier session left at the venue (`cancel_foreign`) are tracked like our
   own until the venue confirms them gone: their fills are ours, and they hold their side.
 
@@ -108,9 +110,11 @@ _ORDER_ID_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,16}")
 # A cancel the venue refuses is retried at once this many times; then the kill switch sends
 # the venue-wide cancel-all, which does not depend on one order's state.
 _MAX_CANCEL_RETRIES = 3
-# No venue takes this long to answer an order or a cancel: past it, the message is presumed
-# lost and the order is chased with a cancel.
+# No venue takes this long to answer an order or a cancel: past it, the order is chased.
 _ANSWER_TIMEOUT_NS = 10 * _NS_PER_S
+# An order with no answer at all for this long is forgotten (kept aside in case it shows up).
+_FORGET_AFTER_NS = 120 * _NS_PER_S
+_MAX_FORGOTTEN = 256
 
 
 @dataclass(slots=True)
@@ -209,6 +213,8 @@ class Quoter:
         self._busy: dict[Side, str | None] = {Side.BUY: None, Side.SELL: None}
         """The one quote order per side the venue may still hold, wanted or being cancelled."""
         self._cancel_queue: dict[str, None] = {}
+        self._forgotten: dict[str, _Order] = {}
+        """Orders given up on after long silence, oldest first, in case they turn up."""
         """Risk-reducing cancels waiting for room in the rate budget, oldest first."""
         self._cap_retry_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
         self._reject_until_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
@@ -312,7 +318,7 @@ class Quoter:
             now_ns,
             Severity.WARNING,
             "reconcile",
-            f"venue position {venue_position_base:g} differs from the journal's "
+            f"venue position {venue_position_base:g} differs from ours "
             f"{ours:g}: adopted the venue's",
             value=venue_position_base,
             threshold=ours,
@@ -398,15 +404,7 @@ class Quoter:
         order = self._orders.get(event.order_id)
         if order is None:
             if isinstance(event, OrderAccepted):
-                # Live at the venue but forgotten here (a placement we gave up on): cancel it.
-                self._alert(
-                    now_ns,
-                    Severity.WARNING,
-                    "orders",
-                    f"venue accepted {event.order_id}, which we no longer track: cancelling it",
-                )
-                self.budget.spend(now_ns)
-                return [CancelOrder(event.order_id)]
+                return self._accepted_unknown(event.order_id, now_ns)
             return []
         if isinstance(event, OrderAccepted):
             if order.is_hedge:
@@ -423,18 +421,8 @@ class Quoter:
         if isinstance(event, CancelRejected):
             order.cancel_out = False
             if not order.accepted:
-                if order.chased or now_ns - order.sent_ns > _ANSWER_TIMEOUT_NS:
-                    # The placement never answered and the venue does not know the order: it
-                    # never arrived. Forget it (a late accept would be cancelled on sight).
-                    self._alert(
-                        now_ns,
-                        Severity.WARNING,
-                        "orders",
-                        f"{order.order_id} unknown to the venue after no answer: forgotten",
-                    )
-                    self._finish(order, now_ns, rested=False)
-                    return self._maintain_quotes(now_ns)
-                # The cancel overtook its own placement; the late accept re-cancels it.
+                # The cancel overtook its own placement (which may still be on its way): the
+                # order keeps its side, and a late accept re-cancels it.
                 return []
             if not order.unwanted or order.is_hedge:
                 return []  # a cancel we never sent: nothing to retry
@@ -637,29 +625,89 @@ class Quoter:
         return actions
 
     def _chase_silent_orders(self, now_ns: int) -> list[Action]:
-        """Orders whose placement or cancel has had no answer for too long are cancelled (a
-        lost message must not hold a side, or a hedge, forever)."""
+        """Orders whose placement or cancel has had no answer for too long: a quote is
+        cancelled (it keeps its side until the venue says where it is), a cancel is sent
+        again, a hedge is alerted; after `_FORGET_AFTER_NS` of silence the order is forgotten."""
         actions: list[Action] = []
         for order in list(self._orders.values()):
             if order.cancel_out and now_ns - order.cancel_out_ns > _ANSWER_TIMEOUT_NS:
                 order.cancel_out = False
                 actions += self._retry_cancel(order, "no answer to the cancel", now_ns)
-            elif not order.accepted and not order.chased and not order.cancel_out:
-                if now_ns - order.sent_ns <= _ANSWER_TIMEOUT_NS:
-                    continue
-                order.chased = True
-                kind = "hedge" if order.is_hedge else f"{order.side.name.lower()} quote"
-                self._alert(
-                    now_ns,
-                    Severity.WARNING,
-                    "orders",
-                    f"no answer for {kind} {order.order_id} in "
-                    f"{_ANSWER_TIMEOUT_NS // _NS_PER_S} s: cancelling it",
-                )
-                actions += self._request_cancel(order, now_ns)
+            elif not order.accepted and not order.filled_any:
+                age_ns = now_ns - order.sent_ns
+                if age_ns > _FORGET_AFTER_NS:
+                    self._forget(order, now_ns)
+                elif age_ns > _ANSWER_TIMEOUT_NS and not order.chased:
+                    order.chased = True
+                    seconds = _ANSWER_TIMEOUT_NS // _NS_PER_S
+                    if order.is_hedge:  # an IOC cannot be cancelled: wait for its answer
+                        self._alert(
+                            now_ns,
+                            Severity.WARNING,
+                            "orders",
+                            f"no answer for hedge {order.order_id} in {seconds} s: no new "
+                            "hedge until it has one",
+                        )
+                    else:
+                        self._alert(
+                            now_ns,
+                            Severity.WARNING,
+                            "orders",
+                            f"no answer for {order.side.name.lower()} quote {order.order_id} "
+                            f"in {seconds} s: cancelling it; its side waits for an answer",
+                        )
+                        if not order.cancel_out:
+                            actions += self._request_cancel(order, now_ns)
             if self.state is EngineState.KILLED and actions and isinstance(actions[-1], CancelAll):
                 break  # the retries ran out: the kill switch's cancel-all covers the rest
         return actions
+
+    def _forget(self, order: _Order, now_ns: int) -> None:
+        """Give up on an order the venue has said nothing about for two minutes: free its side
+        (or the hedge slot), but keep it aside in case it turns up after all."""
+        kind = "hedge" if order.is_hedge else f"{order.side.name.lower()} quote"
+        self._alert(
+            now_ns,
+            Severity.CRITICAL,
+            "orders",
+            f"{kind} {order.order_id}: no answer from the venue in "
+            f"{_FORGET_AFTER_NS // _NS_PER_S} s; forgotten (cancelled on sight if it turns up)",
+        )
+        self._finish(order, now_ns, rested=False)
+        forgotten = self._forgotten
+        forgotten[order.order_id] = order
+        while len(forgotten) > _MAX_FORGOTTEN:
+            del forgotten[next(iter(forgotten))]
+
+    def _accepted_unknown(self, order_id: str, now_ns: int) -> list[Action]:
+        """The venue accepted an order we do not track: one we gave up on is tracked again
+        (its fills are ours) and cancelled; anything else gets a cancel."""
+        order = self._forgotten.pop(order_id, None)
+        if order is not None:
+            self._alert(
+                now_ns,
+                Severity.WARNING,
+                "orders",
+                f"{order_id} turned up at the venue after all: tracking it again, cancelling it",
+            )
+            order.accepted = True
+            order.cancel_out = False
+            self._orders[order_id] = order
+            if order.is_hedge:
+                if self._hedge_id is None:
+                    self._hedge_id = order_id
+                return []
+            if self._busy[order.side] is None:
+                self._busy[order.side] = order_id
+            return self._request_cancel(order, now_ns)
+        self._alert(
+            now_ns,
+            Severity.WARNING,
+            "orders",
+            f"venue accepted {order_id}, which is not ours to track: cancelling it",
+        )
+        self.budget.spend(now_ns)
+        return [CancelOrder(order_id)]
 
     def cancel_foreign(
         self, order_id: str, side: Side, price: float, leaves_base: float, now_ns: int

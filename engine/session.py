@@ -202,13 +202,8 @@ class JournaledVenue:
         if quoter.book.mid is None:
             self._position_check_due = True  # needs a mid to mark the difference: next batch
             return
+        # the core's alert says both positions; the refused fill was already a critical one
         adopt_venue_position(quoter, self.journal, venue_position, now, self._wall_ns())
-        quoter.raise_alert(
-            now,
-            Severity.CRITICAL,
-            "reconcile",
-            f"venue position {venue_position:g} differs from ours {ours:g}: adopted the venue's",
-        )
 
     def _journal_event(self, event: VenueEvent) -> None:
         wall = self._wall_ns()
@@ -474,20 +469,20 @@ def open_engine(
         prefix = f"s{journal.session}-{secrets.token_hex(2)}-"
         engine = JournaledEngine(settings, params=params, order_id_prefix=prefix, **engine_options)
         engine.attach(journal, wall_ns, rec.open_orders)
+        kill_reason = (rec.kill_reason or "kill switch") if rec.killed else None
+        engine.quoter.restore(rec.ledger, rec.day_start_net_usd, kill_reason, now)
+        if rec.last_exit is not None:
+            engine.quoter.raise_alert(
+                now,
+                Severity.INFO if rec.last_exit == "clean" else Severity.WARNING,
+                "restart",
+                f"resumed from the journal: last session ended "
+                f"'{rec.last_exit}'; position {rec.position_base:+g}, "
+                f"day P&L ${rec.day_pnl_usd():+,.2f}",
+            )
     except BaseException:
         journal.close("crash", wall_ns())
         raise
-    kill_reason = (rec.kill_reason or "kill switch") if rec.killed else None
-    engine.quoter.restore(rec.ledger, rec.day_start_net_usd, kill_reason, now)
-    if rec.last_exit is not None:
-        engine.quoter.raise_alert(
-            now,
-            Severity.INFO if rec.last_exit == "clean" else Severity.WARNING,
-            "restart",
-            f"resumed from the journal: last session ended "
-            f"'{rec.last_exit}'; position {rec.position_base:+g}, "
-            f"day P&L ${rec.day_pnl_usd():+,.2f}",
-        )
     return engine
 
 

@@ -322,3 +322,62 @@ def test_a_position_adopted_from_the_venue_is_journaled_and_survives_a_restart(t
     rec = recover(tmp_path, clocks.wall())
     assert rec.position_base == pytest.approx(venue_position, abs=1e-12)
     assert rec.ledger.equity(rec.last_mid) == rec.ledger.net
+
+
+def test_twenty_second_latency_spikes_refuse_no_real_fill_and_never_double_a_side(tmp_path):
+    clocks = FakeClocks()
+    engine = session(
+        tmp_path,
+        clocks,
+        latency_ms=300.0,
+        latency_spike_rate=0.1,
+        latency_spike_ms=20_000.0,
+        regime="volatile",
+    )
+    most = 0
+    for _ in range(300):  # 5 minutes, a second at a time
+        run(engine, clocks, 1.0)
+        resting = engine.market.resting_orders()
+        most = max(most, *(sum(1 for _, s, *_ in resting if s is side) for side in Side))
+        assert engine.quoter.position_base == pytest.approx(engine.market.position_base, abs=1e-12)
+    assert engine.quoter.ledger.fills > 0
+    assert engine.market.refused_fills == 0
+    assert most == 1
+    assert engine.quoter.state is EngineState.QUOTING
+    assert any("no answer" in a.message for a in engine.quoter.alerts), "spikes were chased"
+    engine.finish("clean")
+    assert engine.unconfirmed_ids == ()
+
+
+def test_a_core_error_mid_batch_does_not_step_the_venue_before_the_batch_is_booked(tmp_path):
+    from engine.events import Trade
+
+    clocks = FakeClocks()
+    engine = session(tmp_path, clocks, regime="flat")
+    run(engine, clocks, 90.0)
+    quoter, venue = engine.quoter, engine.market.venue
+    mid = quoter.book.mid
+    poison: list[Trade] = []
+    real_on_event = quoter.on_event
+
+    def on_event(event, now_ns):
+        if poison and event is poison[0]:
+            raise RuntimeError("a bug in the core")
+        return real_on_event(event, now_ns)
+
+    quoter.on_event = on_event
+    real_step = venue.step
+
+    def step():  # a phantom fill, then an event the core chokes on, then our real fill
+        venue.step = real_step
+        poison.append(Trade(venue.now_ns, mid, 0.001, Side.BUY))
+        phantom = Fill(venue.now_ns, "ghost", Side.BUY, mid, 0.001, 0.0, True)
+        return [phantom, poison[0], *real_step()]
+
+    venue.step = step
+    venue.inject_taker(Side.SELL, 3.0, venue.now_ns)  # fills our bid in that very batch
+    run(engine, clocks, 0.05)
+    assert engine.errors == 1
+    assert quoter.position_base != 0
+    assert quoter.position_base == pytest.approx(venue.position_base, abs=1e-12)
+    engine.finish("crash")

@@ -363,3 +363,32 @@ async def test_a_reject_streak_shows_not_quoting_in_the_header_badge_with_the_re
         assert "both sides rejected for" in status and "simulated reject" in status
         quotes = rows_of(app, "#quotes")
         assert any("NOT QUOTING: both sides rejected" in row for row in quotes)
+
+
+def test_an_error_inside_the_console_is_journaled_as_a_crash_and_exits_non_zero(
+    tmp_path, monkeypatch
+) -> None:
+    import time
+
+    from textual.app import App
+
+    import tui.app as console
+    from engine.journal import recover
+
+    mount = console.PerpdeskApp.on_mount
+
+    def on_mount_with_a_bug(self) -> None:
+        mount(self)
+
+        def boom() -> None:
+            raise RuntimeError("bug in a widget")
+
+        self.set_timer(0.5, boom)
+
+    monkeypatch.setattr(console.PerpdeskApp, "on_mount", on_mount_with_a_bug)
+    monkeypatch.setattr(console.PerpdeskApp, "run", lambda self, **kw: App.run(self, headless=True))
+    code = console.run_console(Settings(), tmp_path / "state")
+    assert code != 0
+    rec = recover(tmp_path / "state", time.time_ns())
+    assert rec.last_exit == "crash"
+    assert rec.open_orders == {}

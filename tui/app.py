@@ -228,6 +228,12 @@ class PerpdeskApp(App[int]):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self._quit_from_signal)
 
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual ends the app on an error in a handler and `run` returns normally: say so to
+        # the engine before the unmount stops it, so the journal records a crash, not a quit.
+        self.engine.exit_kind = "crash"
+        super()._handle_exception(error)
+
     def _quit_from_signal(self) -> None:
         if self._quitting:  # a second signal while cancelling: absorbed, the first one counts
             return
@@ -385,7 +391,10 @@ def run_console(
     exit_kind = "crash"  # unless the app returns normally
     try:
         code = app.run(mouse=False)
-        exit_kind = "signal" if app.quit_by_signal else "clean"
+        if app.return_code:  # an error inside the app ended it
+            exit_kind, code = "crash", app.return_code
+        else:
+            exit_kind = "signal" if app.quit_by_signal else "clean"
     finally:
         with signals_absorbed():  # the app's loop is gone: a signal now must not cut this short
             if isinstance(engine, JournaledEngine):
