@@ -1,6 +1,6 @@
 """Soak: one simulated hour of a journaled live session with every fault injected, at full speed.
 
-Run `python bench/soak.py [--hours H]`. The real live engine, journal and embedded exchange run
+Run `python bench/soak.py [--hours H] [--spike-ms MS]`. The real live engine, journal and embedded exchange run
 on a fake clock as fast as the CPU allows, on a busy configuration ($600 quotes at 2 bps in
 the volatile regime: over 500 fills an hour), with order rejects, refused cancels, latency
 and latency spikes and feed gaps all switched on, and a phantom fill injected every ten
@@ -111,7 +111,11 @@ def inject_phantom(engine) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument(
+        "--spike-ms", type=float, default=FAULTS["latency_spike_ms"], help="latency spike length"
+    )
     args = parser.parse_args()
+    FAULTS["latency_spike_ms"] = args.spike_ms
     elapsed = [0]
     settings = Settings.model_validate(
         {"sim": {"speed": 1.0, **MARKET, **FAULTS}, "strategy": BUSY}
@@ -159,9 +163,11 @@ def main() -> None:
         if fills < MIN_FILLS:
             failures.append(f"only {fills} fills (want at least {MIN_FILLS})")
         engine.send(Kill())
-        for _ in range(200):
+        for _ in range(1_200):  # up to a minute: a cancel may meet a latency spike
             elapsed[0] += step_ns
             engine.pump()
+            if not engine.market.resting_orders():
+                break
         if engine.market.resting_orders():
             failures.append(f"{len(engine.market.resting_orders())} orders resting after kill")
         venue_position = engine.market.position_base
