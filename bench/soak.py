@@ -1,11 +1,11 @@
 """Soak: one simulated hour of a journaled live session with every fault injected, at full speed.
 
-Run `python bench/soak.py [--hours H] [--spike-ms MS]`. The real live engine, journal and embedded exchange run
-on a fake clock as fast as the CPU allows, on a busy configuration ($600 quotes at 2 bps in
-the volatile regime: over 500 fills an hour), with order rejects, refused cancels, latency
-and latency spikes and feed gaps all switched on, and a phantom fill injected every ten
-minutes. Prints the resident
-memory every ten simulated minutes and checks, all the way through:
+Run `python bench/soak.py [--hours H] [--spike-ms MS]`. The real live engine, journal and
+embedded exchange run on a fake clock as fast as the CPU allows, on a busy configuration
+($600 quotes at 2 bps in the volatile regime: over 500 fills an hour), with order rejects,
+refused cancels, latency and latency spikes and feed gaps all switched on, and a phantom fill
+injected every ten minutes. Prints the resident memory every ten simulated minutes and
+checks, all the way through:
 
 - the P&L identity (exact), and the core's position equal to the venue's;
 - never more than one quote a side at the venue or in the core, counting orders in flight,
