@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import engine.journal
+import engine.journal.writer
 from engine.events import Fill, Side
 from engine.journal import DURABLE, Journal, recover, status
 
@@ -32,7 +32,7 @@ def build(state_dir: Path, records: int, fsync: bool) -> tuple[int, int, float, 
     # A loop that does nothing but append is blocked most of the time by construction: the
     # journal would flag it ("appends blocked more than a quarter of the last 10 s") and
     # durable appends would stop waiting for their commit, which is what is measured here.
-    engine.journal._BLOCKED_SHARE = 2.0
+    engine.journal.writer._BLOCKED_SHARE = 2.0
     failures = 0
     rng = random.Random(7)
     mid = 100_000.0
