@@ -6,10 +6,13 @@ import json
 import os
 import sqlite3
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from engine.events import Fill, Side
 from engine.journal import JOURNAL_FILE, Journal, iter_records, recover, status
@@ -271,3 +274,35 @@ def test_when_even_the_recovery_file_fails_the_records_go_to_stderr(tmp_path, mo
     assert json.loads(line)["data"]["order_id"] == "q1"
     forget_pid(tmp_path)
     assert status(tmp_path, NOW + 2)["exit_note"] == "clean, 1 records not journaled"
+
+
+def test_when_the_state_dirs_disk_is_full_the_recovery_file_goes_to_the_temp_dir(
+    tmp_path, monkeypatch, capsys
+):
+    state, spare = tmp_path / "state", tmp_path / "spare"
+    spare.mkdir()
+    connect, failing = flaky_connect("inserts")
+    journal = Journal(
+        state, venue="sim", symbol="BTC-PERP", started_ns=NOW, stall_s=0.2, connect=connect
+    )
+    failing.set()
+    journal.fill(NOW, fill("q1"), mid=100_000.0)
+    real_open = os.open
+
+    def state_disk_full(path, *args, **kwargs):
+        if "recovery-" in str(path) and Path(path).parent == state:
+            raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", state_disk_full)
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    report = journal.close("clean", NOW + 1)
+    monkeypatch.undo()
+    assert report.recovery_file is not None and report.recovery_file.parent == spare
+    (line,) = report.recovery_file.read_text().splitlines()
+    assert json.loads(line)["data"]["order_id"] == "q1"
+    assert f"move it into {state}" in capsys.readouterr().err
+    # moved back by the operator, the next session imports it
+    report.recovery_file.rename(state / report.recovery_file.name)
+    forget_pid(state)
+    assert recover(state, NOW + 2).position_base == pytest.approx(0.001)

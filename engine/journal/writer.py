@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -764,29 +765,42 @@ class Journal:
                 obj["in_flight"] = True
             lines.append(json.dumps(obj, separators=(",", ":")))
         body = "".join(line + "\n" for line in lines).encode()
-        path = self.state_dir / f"recovery-{self.session}-{ended_ns}.jsonl"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        name = f"recovery-{self.session}-{ended_ns}.jsonl"
+        # The state directory first (the next start reads it back); if its disk is full, the
+        # system's temporary directory, which is often another filesystem.
+        problems = []
+        for folder in (self.state_dir, Path(tempfile.gettempdir())):
+            path = folder / name
             try:
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    view = memoryview(body)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                problems.append(f"{path}: {_one_line(exc)}")
+                with contextlib.suppress(OSError):
+                    if path.exists() and path.stat().st_size < len(body):
+                        path.unlink()
+                continue
+            if folder != self.state_dir:
+                print(
+                    f"perpdesk: journal {self.path}: {len(lines)} records could not be written "
+                    f"there; saved to {path}: move it into {self.state_dir} before the next start",
+                    file=sys.stderr,
+                )
             return path
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                if path.exists() and path.stat().st_size < len(body):
-                    path.unlink()
-            print(
-                f"perpdesk: journal {self.path}: {len(lines)} records could not be written "
-                f"(nor the recovery file {path.name}: {_one_line(exc)}); they follow as JSON lines",
-                file=sys.stderr,
-            )
-            for line in lines:
-                print(line, file=sys.stderr)
-            return None
+        print(
+            f"perpdesk: journal {self.path}: {len(lines)} records could not be written (nor a "
+            f"recovery file: {'; '.join(problems)}); they follow as JSON lines",
+            file=sys.stderr,
+        )
+        for line in lines:
+            print(line, file=sys.stderr)
+        return None
 
     # ---- tests --------------------------------------------------------------------------------
 
