@@ -406,14 +406,16 @@ class JournaledEngine(LiveEngine):
         return left
 
     def exit_notes(self) -> list[str]:
-        """What the operator must know at exit beyond the orders: records not journaled."""
+        """What the operator must know at exit beyond the orders: records not journaled (when
+        the journal has not said so itself: a recovery file elsewhere, or none, it has)."""
         report = self.close_report
-        if report is None or not report.unwritten:
+        if report is None or not report.unwritten or report.recovery_file is None:
             return []
-        where = report.recovery_file or "standard error"
+        if report.recovery_file.parent != self.journal.path.parent:
+            return []
         return [
             f"journal: {report.unwritten} records could not be written to {self.journal.path}; "
-            f"saved to {where} (read back at the next start)"
+            f"saved to {report.recovery_file} (read back at the next start)"
         ]
 
 
