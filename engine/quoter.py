@@ -21,9 +21,10 @@ Orders:
 - A venue that does not answer is chased, never guessed at: a quote with no answer after 10 s
   is cancelled (and keeps holding its side: "unknown order" may only mean the placement is
   still on its way), a cancel with no answer is sent again (then the kill switch), a hedge
-  with no answer is alerted and blocks new hedges. Only after 120 s without a word is an
-  order forgotten (a critical alert); if it then turns up accepted after all, it is tracked
-  again and cancelled, so its fills are still ours.
+  with no answer is alerted and blocks new hedges. An order is never forgotten while the
+  venue has not said where it is (a forgotten order that then executes is a double hedge or
+  a second quote on a side); after 120 s of silence a critical alert says which side or hedge
+  is held and why. An accept for an order we do not track is cancelled at once.
 - Orders of ours an earlier session left at the venue (`cancel_foreign`) are tracked like our
   own until the venue confirms them gone: their fills are ours, and they hold their side.
 
@@ -112,9 +113,9 @@ _ORDER_ID_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,16}")
 _MAX_CANCEL_RETRIES = 3
 # No venue takes this long to answer an order or a cancel: past it, the order is chased.
 _ANSWER_TIMEOUT_NS = 10 * _NS_PER_S
-# An order with no answer at all for this long is forgotten (kept aside in case it shows up).
-_FORGET_AFTER_NS = 120 * _NS_PER_S
-_MAX_FORGOTTEN = 256
+# An order with no answer at all for this long gets a critical alert (it is still never
+# forgotten: only the venue can say where it is).
+_SILENT_ALERT_NS = 120 * _NS_PER_S
 
 
 @dataclass(slots=True)
@@ -142,6 +143,8 @@ class _Order:
     """When the CancelOrder now out was sent."""
     chased: bool = False
     """No answer came in time: a cancel has been sent to find out."""
+    silent_alerted: bool = False
+    """The long-silence critical alert has been raised for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +216,7 @@ class Quoter:
         self._busy: dict[Side, str | None] = {Side.BUY: None, Side.SELL: None}
         """The one quote order per side the venue may still hold, wanted or being cancelled."""
         self._cancel_queue: dict[str, None] = {}
-        self._forgotten: dict[str, _Order] = {}
-        """Orders given up on after long silence, oldest first, in case they turn up."""
+
         """Risk-reducing cancels waiting for room in the rate budget, oldest first."""
         self._cap_retry_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
         self._reject_until_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
@@ -635,8 +637,16 @@ class Quoter:
                 actions += self._retry_cancel(order, "no answer to the cancel", now_ns)
             elif not order.accepted and not order.filled_any:
                 age_ns = now_ns - order.sent_ns
-                if age_ns > _FORGET_AFTER_NS:
-                    self._forget(order, now_ns)
+                if age_ns > _SILENT_ALERT_NS and not order.silent_alerted:
+                    order.silent_alerted = True
+                    held = "new hedges" if order.is_hedge else f"the {_SIDE_NAMES[order.side]}"
+                    self._alert(
+                        now_ns,
+                        Severity.CRITICAL,
+                        "orders",
+                        f"{order.order_id}: no answer from the venue in "
+                        f"{_SILENT_ALERT_NS // _NS_PER_S} s; {held} stay held until it answers",
+                    )
                 elif age_ns > _ANSWER_TIMEOUT_NS and not order.chased:
                     order.chased = True
                     seconds = _ANSWER_TIMEOUT_NS // _NS_PER_S
@@ -662,49 +672,13 @@ class Quoter:
                 break  # the retries ran out: the kill switch's cancel-all covers the rest
         return actions
 
-    def _forget(self, order: _Order, now_ns: int) -> None:
-        """Give up on an order the venue has said nothing about for two minutes: free its side
-        (or the hedge slot), but keep it aside in case it turns up after all."""
-        kind = "hedge" if order.is_hedge else f"{order.side.name.lower()} quote"
-        self._alert(
-            now_ns,
-            Severity.CRITICAL,
-            "orders",
-            f"{kind} {order.order_id}: no answer from the venue in "
-            f"{_FORGET_AFTER_NS // _NS_PER_S} s; forgotten (cancelled on sight if it turns up)",
-        )
-        self._finish(order, now_ns, rested=False)
-        forgotten = self._forgotten
-        forgotten[order.order_id] = order
-        while len(forgotten) > _MAX_FORGOTTEN:
-            del forgotten[next(iter(forgotten))]
-
     def _accepted_unknown(self, order_id: str, now_ns: int) -> list[Action]:
-        """The venue accepted an order we do not track: one we gave up on is tracked again
-        (its fills are ours) and cancelled; anything else gets a cancel."""
-        order = self._forgotten.pop(order_id, None)
-        if order is not None:
-            self._alert(
-                now_ns,
-                Severity.WARNING,
-                "orders",
-                f"{order_id} turned up at the venue after all: tracking it again, cancelling it",
-            )
-            order.accepted = True
-            order.cancel_out = False
-            self._orders[order_id] = order
-            if order.is_hedge:
-                if self._hedge_id is None:
-                    self._hedge_id = order_id
-                return []
-            if self._busy[order.side] is None:
-                self._busy[order.side] = order_id
-            return self._request_cancel(order, now_ns)
+        """The venue accepted an order we do not track: it is not ours to keep, cancel it."""
         self._alert(
             now_ns,
             Severity.WARNING,
             "orders",
-            f"venue accepted {order_id}, which is not ours to track: cancelling it",
+            f"venue accepted {order_id}, which is not one of our working orders: cancelling it",
         )
         self.budget.spend(now_ns)
         return [CancelOrder(order_id)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.events import Fill, Side
-from engine.journal import JOURNAL_FILE, Journal, iter_records, recover, status
+from engine.journal import JOURNAL_FILE, Journal, JournalError, iter_records, recover, status
 
 DAY = 86_400 * 1_000_000_000
 NOW = 20_000 * DAY + 3_600 * 1_000_000_000
@@ -302,7 +302,48 @@ def test_when_the_state_dirs_disk_is_full_the_recovery_file_goes_to_the_temp_dir
     (line,) = report.recovery_file.read_text().splitlines()
     assert json.loads(line)["data"]["order_id"] == "q1"
     assert f"move it into {state}" in capsys.readouterr().err
-    # moved back by the operator, the next session imports it
-    report.recovery_file.rename(state / report.recovery_file.name)
     forget_pid(state)
-    assert recover(state, NOW + 2).position_base == pytest.approx(0.001)
+    # the next session will not start without those records (it would count the fill twice
+    # once the file is moved in)...
+    with pytest.raises(JournalError, match=f"left 1 records in {report.recovery_file.name}"):
+        Journal(state, venue="sim", symbol="BTC-PERP", started_ns=NOW + 2)
+    # ... until the operator moves the file back: then it is imported
+    report.recovery_file.rename(state / report.recovery_file.name)
+    again = Journal(state, venue="sim", symbol="BTC-PERP", started_ns=NOW + 3)
+    assert again.recovered.position_base == pytest.approx(0.001)
+    again.close("clean", NOW + 4)
+
+
+def test_starting_without_a_missing_recovery_file_means_it_is_never_imported_later(
+    tmp_path, monkeypatch
+):
+    state, spare = tmp_path / "state", tmp_path / "spare"
+    spare.mkdir()
+    connect, failing = flaky_connect("inserts")
+    journal = Journal(
+        state, venue="sim", symbol="BTC-PERP", started_ns=NOW, stall_s=0.2, connect=connect
+    )
+    failing.set()
+    journal.fill(NOW, fill("q1"), mid=100_000.0)
+    real_open = os.open
+
+    def state_disk_full(path, *args, **kwargs):
+        if "recovery-" in str(path) and Path(path).parent == state:
+            raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", state_disk_full)
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    report = journal.close("clean", NOW + 1)
+    monkeypatch.undo()
+    forget_pid(state)
+    adopted = Journal(state, venue="sim", symbol="BTC-PERP", started_ns=NOW + 2, adopt=True)
+    assert adopted.recovered.position_base == 0.0
+    adopted.close("clean", NOW + 3)
+    assert report.recovery_file is not None
+    report.recovery_file.rename(state / report.recovery_file.name)  # moved in too late
+    forget_pid(state)
+    assert recover(state, NOW + 4).position_base == 0.0
+    later = Journal(state, venue="sim", symbol="BTC-PERP", started_ns=NOW + 5)
+    assert later.recovered.position_base == 0.0
+    later.close("clean", NOW + 6)

@@ -284,11 +284,11 @@ def test_no_legitimate_venue_behaviour_breaks_the_core(
         h.check()
 
 
-def test_a_silent_venue_is_chased_but_a_side_is_freed_only_after_two_minutes():
+def test_a_silent_venue_is_chased_and_its_orders_keep_their_side_until_it_answers():
     from desk import INSTRUMENT, book_at
 
     from engine.config import RiskSettings, StrategySettings
-    from engine.events import CancelOrder, CancelRejected, OrderAccepted, PlaceQuote
+    from engine.events import CancelOrder, CancelRejected, OrderAccepted, OrderCanceled, PlaceQuote
     from engine.quoter import Quoter
 
     quoter = Quoter(StrategySettings(), RiskSettings(), INSTRUMENT)
@@ -304,21 +304,21 @@ def test_a_silent_venue_is_chased_but_a_side_is_freed_only_after_two_minutes():
     actions = quoter.on_book(book_at(100_000.0, now), now) + quoter.on_timer(now)
     cancels = [a for a in actions if isinstance(a, CancelOrder)]
     assert sorted(c.order_id for c in cancels) == sorted(p.order_id for p in placed)
-    for p in placed:  # "unknown order": they may still be on their way, so they hold their side
-        actions = quoter.on_order_update(CancelRejected(now, p.order_id, "unknown order"), now)
-        assert not [a for a in actions if isinstance(a, PlaceQuote)]
-    assert len(quoter.working_orders()) == 2
-    for _ in range(11):  # ... for two minutes of silence
+    for p in placed:  # "unknown order" may only mean the placement is still on its way
+        quoter.on_order_update(CancelRejected(now, p.order_id, "unknown order"), now)
+    sent_later: list = []
+    for _ in range(12):  # two minutes of silence: the sides stay held, and it is said loudly
         now += 10 * S
-        quoter.on_book(book_at(100_000.0, now), now)
-        actions = quoter.on_timer(now)
-    assert sum("forgotten" in a.message for a in quoter.alerts) == 2
-    replaced = [a for a in actions if isinstance(a, PlaceQuote)]
-    assert {q.side for q in replaced} == {Side.BUY, Side.SELL}, "both sides quote again"
-    # one of the lost placements turns up after all: tracked again (its fills are ours), cancelled
+        sent_later += quoter.on_book(book_at(100_000.0, now), now) + quoter.on_timer(now)
+    assert not [a for a in sent_later if isinstance(a, PlaceQuote)]
+    assert len(quoter.working_orders()) == 2
+    silent = [a for a in quoter.alerts if "stay held until it answers" in a.message]
+    assert len(silent) == 2 and all(a.severity.value == "CRITICAL" for a in silent)
+    # one placement turns up after all: it is ours, unwanted, and cancelled
     late = quoter.on_order_update(OrderAccepted(now, placed[0].order_id), now)
     assert late == [CancelOrder(placed[0].order_id)]
-    assert quoter.working_order(placed[0].order_id) is not None
+    replaced = quoter.on_order_update(OrderCanceled(now, placed[0].order_id), now)
+    assert [a.side for a in replaced if isinstance(a, PlaceQuote)] == [placed[0].side]
 
 
 def test_a_cancel_with_no_answer_is_sent_again_then_the_kill_switch_takes_over():
@@ -346,11 +346,11 @@ def test_a_cancel_with_no_answer_is_sent_again_then_the_kill_switch_takes_over()
     assert not [a for a in resent if isinstance(a, PlaceQuote | OrderAccepted)]
 
 
-def test_a_hedge_with_no_answer_blocks_new_hedges_until_it_is_forgotten():
+def test_a_hedge_with_no_answer_blocks_new_hedges_until_the_venue_answers():
     from desk import INSTRUMENT, book_at
 
     from engine.config import RiskSettings, StrategySettings
-    from engine.events import CancelOrder, Flatten, PlaceHedge
+    from engine.events import CancelOrder, Fill, Flatten, PlaceHedge
     from engine.quoter import Quoter
 
     quoter = Quoter(StrategySettings(), RiskSettings(), INSTRUMENT)
@@ -361,15 +361,17 @@ def test_a_hedge_with_no_answer_blocks_new_hedges_until_it_is_forgotten():
     )
     hedges = [a for a in quoter.on_command(Flatten(), now) if isinstance(a, PlaceHedge)]
     assert len(hedges) == 1
-    now += 11 * S
-    quoter.on_book(book_at(100_000.0, now), now)
-    # an IOC cannot be cancelled: it is alerted, never cancelled, and blocks a second hedge
-    assert not [a for a in quoter.on_timer(now) if isinstance(a, CancelOrder)]
-    assert any(f"no answer for hedge {hedges[0].order_id}" in a.message for a in quoter.alerts)
-    assert not [a for a in quoter.on_command(Flatten(), now) if isinstance(a, PlaceHedge)]
-    now += 110 * S
-    quoter.on_book(book_at(100_000.0, now), now)
-    quoter.on_timer(now)
-    assert any("forgotten" in a.message for a in quoter.alerts)
-    again = [a for a in quoter.on_command(Flatten(), now) if isinstance(a, PlaceHedge)]
-    assert len(again) == 1 and again[0].size_base == 0.002
+    hedge = hedges[0]
+    for _ in range(13):  # over two minutes of silence
+        now += 10 * S
+        quoter.on_book(book_at(100_000.0, now), now)
+        # an IOC cannot be cancelled: it is alerted, never cancelled, never sent twice
+        assert CancelOrder(hedge.order_id) not in quoter.on_timer(now)
+        assert not [a for a in quoter.on_command(Flatten(), now) if isinstance(a, PlaceHedge)]
+    assert any(f"no answer for hedge {hedge.order_id}" in a.message for a in quoter.alerts)
+    assert any("new hedges stay held" in a.message for a in quoter.alerts)
+    # the venue answers at last: the hedge filled, and the position is flat
+    fee = 0.002 * 99_999.9 * 0.00025
+    quoter.on_fill(Fill(now, hedge.order_id, Side.SELL, 99_999.9, 0.002, fee, False, 0.0), now)
+    assert quoter.position_base == 0
+    assert quoter.working_order(hedge.order_id) is None

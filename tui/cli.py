@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--adopt-journal",
         action="store_true",
-        help="carry on a journal written for another venue, symbol or account (refused otherwise)",
+        help="carry on a journal written for another venue, symbol or account, or whose last "
+        "session's recovery file is missing (refused otherwise)",
     )
     parser.add_argument(
         "--speed",

@@ -176,6 +176,39 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[int, int, str, str]]
     return int(last) + len(rows)
 
 
+def _check_recovery_files_home(
+    conn: sqlite3.Connection, path: Path, state_dir: Path, adopt: bool
+) -> None:
+    """A session whose unwritten records went to a recovery file elsewhere (its disk was full)
+    must not be carried on without them: starting would adopt the venue's position at mid, and
+    moving the file in later would count the fills twice. With `adopt` the session starts
+    without them, and the file is marked so that it is never imported afterwards."""
+    missing = conn.execute(
+        "SELECT id, unwritten, recovery_file FROM sessions WHERE unwritten > 0 AND "
+        "recovery_file IS NOT NULL AND recovery_file NOT IN (SELECT name FROM imported) "
+        "ORDER BY id"
+    ).fetchall()
+    if not missing:
+        return
+    if not adopt:
+        session, unwritten, name = missing[-1]
+        raise JournalError(
+            f"journal {path}: session {session} left {unwritten} records in {name}, which is "
+            f"not in {state_dir} (look in {tempfile.gettempdir()}); move it there, or pass "
+            "--adopt-journal to start without them"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(
+            "INSERT OR IGNORE INTO imported (name, records) VALUES (?, 0)",
+            [(name,) for _, _, name in missing],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
 def _import_recovery_files(conn: sqlite3.Connection, state_dir: Path) -> None:
     """Records a session could not journal come back as that session's records; each file is
     imported once (the import is recorded in the same transaction) and renamed."""
@@ -335,6 +368,7 @@ class Journal:
                 list(self.identity._asdict().items()),
             )
         _import_recovery_files(conn, self.state_dir)
+        _check_recovery_files_home(conn, path, self.state_dir, adopt)
         rec, fold = _read(conn, path, started_ns, [])
         rec.identity = stored
         # The writer thread goes on folding into `fold`: the engine gets copies of its own
