@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from engine.events import Fill, Side
-from engine.journal import JOURNAL_FILE, Journal, JournalError, iter_records, recover, status
+from engine.journal import (
+    JOURNAL_FILE,
+    CloseReport,
+    Journal,
+    JournalError,
+    iter_records,
+    recover,
+    status,
+)
 
 DAY = 86_400 * 1_000_000_000
 NOW = 20_000 * DAY + 3_600 * 1_000_000_000
@@ -276,9 +284,9 @@ def test_when_even_the_recovery_file_fails_the_records_go_to_stderr(tmp_path, mo
     assert status(tmp_path, NOW + 2)["exit_note"] == "clean, 1 records not journaled"
 
 
-def test_when_the_state_dirs_disk_is_full_the_recovery_file_goes_to_the_temp_dir(
-    tmp_path, monkeypatch, capsys
-):
+def close_with_the_state_disk_full(tmp_path: Path, monkeypatch) -> tuple[Path, CloseReport]:
+    """A session with one fill it could not journal, closed while the state directory's disk
+    cannot take a recovery file either: the file goes to the temp directory (`spare`)."""
     state, spare = tmp_path / "state", tmp_path / "spare"
     spare.mkdir()
     connect, failing = flaky_connect("inserts")
@@ -298,11 +306,19 @@ def test_when_the_state_dirs_disk_is_full_the_recovery_file_goes_to_the_temp_dir
     monkeypatch.setattr(tempfile, "tempdir", str(spare))
     report = journal.close("clean", NOW + 1)
     monkeypatch.undo()
+    forget_pid(state)
     assert report.recovery_file is not None and report.recovery_file.parent == spare
+    return state, report
+
+
+def test_when_the_state_dirs_disk_is_full_the_recovery_file_goes_to_the_temp_dir(
+    tmp_path, monkeypatch, capsys
+):
+    state, report = close_with_the_state_disk_full(tmp_path, monkeypatch)
+    assert report.recovery_file is not None
     (line,) = report.recovery_file.read_text().splitlines()
     assert json.loads(line)["data"]["order_id"] == "q1"
     assert f"move it into {state}" in capsys.readouterr().err
-    forget_pid(state)
     # the next session will not start without those records (it would count the fill twice
     # once the file is moved in)...
     with pytest.raises(JournalError, match=f"left 1 records in {report.recovery_file.name}"):
@@ -317,26 +333,7 @@ def test_when_the_state_dirs_disk_is_full_the_recovery_file_goes_to_the_temp_dir
 def test_starting_without_a_missing_recovery_file_means_it_is_never_imported_later(
     tmp_path, monkeypatch
 ):
-    state, spare = tmp_path / "state", tmp_path / "spare"
-    spare.mkdir()
-    connect, failing = flaky_connect("inserts")
-    journal = Journal(
-        state, venue="sim", symbol="BTC-PERP", started_ns=NOW, stall_s=0.2, connect=connect
-    )
-    failing.set()
-    journal.fill(NOW, fill("q1"), mid=100_000.0)
-    real_open = os.open
-
-    def state_disk_full(path, *args, **kwargs):
-        if "recovery-" in str(path) and Path(path).parent == state:
-            raise OSError(28, "No space left on device")
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", state_disk_full)
-    monkeypatch.setattr(tempfile, "tempdir", str(spare))
-    report = journal.close("clean", NOW + 1)
-    monkeypatch.undo()
-    forget_pid(state)
+    state, report = close_with_the_state_disk_full(tmp_path, monkeypatch)
     adopted = Journal(state, venue="sim", symbol="BTC-PERP", started_ns=NOW + 2, adopt=True)
     assert adopted.recovered.position_base == 0.0
     adopted.close("clean", NOW + 3)

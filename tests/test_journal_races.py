@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_journal_failures import flaky_connect
+from test_journal_failures import flaky_connect, wait_for
 
 from engine.events import Fill, Side
 from engine.journal import JOURNAL_FILE, Journal, JournalError, iter_records, recover
@@ -32,15 +32,6 @@ FILL = {
 
 def fill(order_id: str, size: float = 0.001) -> Fill:
     return Fill(0, order_id, Side.BUY, 100_000.0, size, fee_usd=-0.025, is_maker=True)
-
-
-def wait_for(condition: Callable[[], bool], limit_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def fills_in_journal(state_dir: Path) -> int:
