@@ -216,7 +216,6 @@ class Quoter:
         self._busy: dict[Side, str | None] = {Side.BUY: None, Side.SELL: None}
         """The one quote order per side the venue may still hold, wanted or being cancelled."""
         self._cancel_queue: dict[str, None] = {}
-
         """Risk-reducing cancels waiting for room in the rate budget, oldest first."""
         self._cap_retry_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
         self._reject_until_ns: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
@@ -629,7 +628,8 @@ class Quoter:
     def _chase_silent_orders(self, now_ns: int) -> list[Action]:
         """Orders whose placement or cancel has had no answer for too long: a quote is
         cancelled (it keeps its side until the venue says where it is), a cancel is sent
-        again, a hedge is alerted; after `_FORGET_AFTER_NS` of silence the order is forgotten."""
+        again, a hedge is alerted; after `_SILENT_ALERT_NS` of silence a critical alert says
+        what stays held. Nothing is forgotten: only the venue can say where an order is."""
         actions: list[Action] = []
         for order in list(self._orders.values()):
             if order.cancel_out and now_ns - order.cancel_out_ns > _ANSWER_TIMEOUT_NS:

@@ -284,15 +284,16 @@ class JournaledEngine(LiveEngine):
         that came and went between two looks still kills (the count says it happened)."""
         journal = self.journal
         now = self._core_now_ns
+        failure = journal.failure  # reading it also notices a commit stuck past stall_s
         count = journal.failure_count
         if count != self._journal_failures_seen:
             self._journal_failures_seen = count
-            reason = journal.failure or journal.last_failure or "journal write failed"
+            reason = failure or journal.last_failure or "journal write failed"
             self._journal_failing = True
             if self.quoter.state is not EngineState.KILLED:
                 for action in self.quoter.on_command(Kill(f"journal: {reason}"), now):
                     self.market.submit(action, now)
-        if self._journal_failing and not journal.failure:
+        if self._journal_failing and not failure:
             self._journal_failing = False
             note = journal.take_recovered_note() or "journal writable again"
             self.quoter.raise_alert(

@@ -259,36 +259,11 @@ def test_an_alert_with_an_infinite_value_is_journaled_not_refused(tmp_path):
     assert recover(tmp_path, NOW + 2).sessions == 1
 
 
-def test_when_even_the_recovery_file_fails_the_records_go_to_stderr(tmp_path, monkeypatch, capsys):
-    connect, failing = flaky_connect("inserts")
-    journal = Journal(
-        tmp_path, venue="sim", symbol="BTC-PERP", started_ns=NOW, stall_s=0.2, connect=connect
-    )
-    failing.set()
-    journal.fill(NOW, fill("q1"), mid=100_000.0)
-    real_open = os.open
-
-    def no_space(path, *args, **kwargs):
-        if "recovery-" in str(path):
-            raise OSError(28, "No space left on device")
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", no_space)
-    report = journal.close("clean", NOW + 1)
-    monkeypatch.undo()
-    assert report.unwritten == 1 and report.recovery_file is None and report.exit_recorded
-    header, line = capsys.readouterr().err.splitlines()
-    assert "1 records could not be written" in header and "No space left" in header
-    assert json.loads(line)["data"]["order_id"] == "q1"
-    forget_pid(tmp_path)
-    assert status(tmp_path, NOW + 2)["exit_note"] == "clean, 1 records not journaled"
-
-
-def close_with_the_state_disk_full(tmp_path: Path, monkeypatch) -> tuple[Path, CloseReport]:
-    """A session with one fill it could not journal, closed while the state directory's disk
-    cannot take a recovery file either: the file goes to the temp directory (`spare`)."""
-    state, spare = tmp_path / "state", tmp_path / "spare"
-    spare.mkdir()
+def close_with_full_disks(
+    state: Path, spare: Path, monkeypatch, *, spare_full: bool
+) -> CloseReport:
+    """Close a session that has one fill it could not journal, while the state directory's
+    disk (and with `spare_full` the temp directory `spare` too) cannot take a recovery file."""
     connect, failing = flaky_connect("inserts")
     journal = Journal(
         state, venue="sim", symbol="BTC-PERP", started_ns=NOW, stall_s=0.2, connect=connect
@@ -296,17 +271,37 @@ def close_with_the_state_disk_full(tmp_path: Path, monkeypatch) -> tuple[Path, C
     failing.set()
     journal.fill(NOW, fill("q1"), mid=100_000.0)
     real_open = os.open
+    full = {state, spare} if spare_full else {state}
 
-    def state_disk_full(path, *args, **kwargs):
-        if "recovery-" in str(path) and Path(path).parent == state:
+    def no_space(path, *args, **kwargs):
+        if "recovery-" in str(path) and Path(path).parent in full:
             raise OSError(28, "No space left on device")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(os, "open", state_disk_full)
+    monkeypatch.setattr(os, "open", no_space)
     monkeypatch.setattr(tempfile, "tempdir", str(spare))
     report = journal.close("clean", NOW + 1)
     monkeypatch.undo()
     forget_pid(state)
+    return report
+
+
+def test_when_even_the_recovery_file_fails_the_records_go_to_stderr(tmp_path, monkeypatch, capsys):
+    state, spare = tmp_path / "state", tmp_path / "spare"
+    spare.mkdir()
+    report = close_with_full_disks(state, spare, monkeypatch, spare_full=True)
+    assert report.unwritten == 1 and report.recovery_file is None and report.exit_recorded
+    header, line = capsys.readouterr().err.splitlines()
+    assert "1 records could not be written" in header and "No space left" in header
+    assert json.loads(line)["data"]["order_id"] == "q1"
+    assert status(state, NOW + 2)["exit_note"] == "clean, 1 records not journaled"
+
+
+def close_with_the_state_disk_full(tmp_path: Path, monkeypatch) -> tuple[Path, CloseReport]:
+    """The recovery file goes to the temp directory (`spare`) when the state dir's disk is full."""
+    state, spare = tmp_path / "state", tmp_path / "spare"
+    spare.mkdir()
+    report = close_with_full_disks(state, spare, monkeypatch, spare_full=False)
     assert report.recovery_file is not None and report.recovery_file.parent == spare
     return state, report
 
