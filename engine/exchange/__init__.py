@@ -1,0 +1,1 @@
+"""The local exchange server: a loopback server speaking Hyperliquid's API."""
