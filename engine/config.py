@@ -284,6 +284,63 @@ class SimSettings(BaseModel):
     funding: bool = Field(default=False, description="charge hourly funding (true/false)")
 
 
+class ExchangeSettings(BaseModel):
+    """The local exchange (`perpdesk exchange`): the built-in market served on loopback in
+    Hyperliquid's API, with accounts, faults and limits."""
+
+    model_config = _SECTION_CONFIG
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="address to listen on")
+    port: int = Field(default=8800, ge=0, le=65535, description="TCP port (0: any free port)")
+    allow_remote: bool = Field(
+        default=False, description="listen on a non-loopback host (unauthenticated reads!)"
+    )
+    seed: int = Field(default=7, description="random seed of the market")
+    speed: float = Field(default=1.0, gt=0, le=1000, description="market clock, x real time")
+    network: Literal["testnet", "mainnet"] = Field(
+        default="testnet",
+        description="signatures accepted: testnet (source b, what the SDK signs off mainnet)",
+    )
+    fund: dict[str, float] = Field(
+        default_factory=dict, description="accounts opened at start: address = USD"
+    )
+    state_dir: str | None = Field(
+        default=None, description="keep accounts and open orders here across restarts"
+    )
+    funding: bool = Field(default=True, description="pay hourly funding into accounts")
+    book_push_s: float = Field(
+        default=0.5, ge=0.05, le=10, description="l2Book push interval on the WebSocket, in s"
+    )
+    ip_weight_per_min: int = Field(
+        default=1200, ge=1, description="REST weight per IP per minute; HTTP 429 past it"
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, description="largest request body accepted, in bytes"
+    )
+    ws_idle_s: float = Field(
+        default=60.0, gt=0, description="close a WebSocket that sent nothing this long, in s"
+    )
+    ws_msgs_per_min: int = Field(
+        default=2000, ge=1, description="messages a WebSocket may send per minute"
+    )
+    schedule_cancel_min_volume_usd: float = Field(
+        default=0.0, ge=0, description="volume an account needs to use scheduleCancel"
+    )
+    latency_ms: float = Field(default=0.0, ge=0, description="fault: added answer latency, ms")
+    http_error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="fault: share of requests answered 502 (0..1)"
+    )
+    ws_drop_every_s: float = Field(
+        default=0.0, ge=0, description="fault: drop every WebSocket this often, s (0: never)"
+    )
+    ws_drop_rate_per_hour: float = Field(
+        default=0.0, ge=0, description="fault: random WebSocket drops per connection-hour"
+    )
+    status_every_s: float = Field(
+        default=20.0, gt=0, description="print a status line this often, in s"
+    )
+
+
 class UiSettings(BaseModel):
     """How the console looks and how often it redraws."""
 
@@ -325,6 +382,9 @@ class Settings(BaseSettings):
     )
     venue: VenueSettings = Field(default_factory=VenueSettings, description="venue, fees, API")
     sim: SimSettings = Field(default_factory=SimSettings, description="the built-in exchange")
+    exchange: ExchangeSettings = Field(
+        default_factory=ExchangeSettings, description="the local exchange server"
+    )
     ui: UiSettings = Field(default_factory=UiSettings, description="the console")
 
     @classmethod

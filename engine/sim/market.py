@@ -99,14 +99,60 @@ class _Taker:
     lots: int
 
 
-class _RestingOrder:
-    """One of our quotes on the book."""
+SELF = ""
+"""The account of the in-process console: the one every single-account method speaks for."""
 
-    __slots__ = ("leaves_lots", "order_id", "price", "queue_ahead_lots", "seq", "side", "ticks")
+
+@dataclass(frozen=True, slots=True)
+class LimitOrder:
+    """A participant's limit order with a time in force, for multi-account callers (the local
+    exchange): "Alo" is post-only (refused if it would cross), "Ioc" takes what it can at `ticks`
+    or better and cancels the rest, "Gtc" takes what it can and rests the remainder."""
+
+    order_id: str
+    side: Side
+    ticks: int
+    lots: int
+    tif: str
+
+
+class Account:
+    """One participant's money on the market: cash and position, in the venue's floats."""
+
+    __slots__ = ("cash_usd", "position_base", "position_lots")
+
+    def __init__(self, cash_usd: float, position_lots: int, position_base: float) -> None:
+        self.cash_usd = cash_usd
+        self.position_lots = position_lots
+        self.position_base = position_base
+
+
+class _RestingOrder:
+    """A participant's order on the book."""
+
+    __slots__ = (
+        "account",
+        "leaves_lots",
+        "order_id",
+        "price",
+        "queue_ahead_lots",
+        "seq",
+        "side",
+        "ticks",
+    )
 
     def __init__(
-        self, order_id: str, side: Side, ticks: int, price: float, lots: int, queue: int, seq: int
+        self,
+        order_id: str,
+        side: Side,
+        ticks: int,
+        price: float,
+        lots: int,
+        queue: int,
+        seq: int,
+        account: str = SELF,
     ) -> None:
+        self.account = account
         self.order_id = order_id
         self.side = side
         self.ticks = ticks
@@ -132,7 +178,6 @@ class SimMarket:
         self.instrument = Instrument(params.symbol, params.tick_size, params.lot_size)
         start = params.start_ns
         self.now_ns = start
-        self.cash_usd = params.start_cash_usd
         seed = params.seed
         self._taker_rng = random.Random(f"{seed}:takers")
         self._venue_rng = random.Random(f"{seed}:venue")
@@ -151,13 +196,21 @@ class SimMarket:
         self._taker_fee = params.taker_fee_pct / 100.0
         self._latency_ns = round(params.latency_ms * 1_000_000)
         self._taker_log_median = math.log(params.taker_median_usd)
-        self._position_lots = round(params.start_position_base / params.lot_size)
-        self.position_base = params.start_position_base
+        self._self = Account(
+            params.start_cash_usd,
+            round(params.start_position_base / params.lot_size),
+            params.start_position_base,
+        )
+        self._accounts: dict[str, Account] = {SELF: self._self}
+        self.outbox: list[tuple[str, VenueEvent, str]] = []
+        """Private events of accounts other than SELF, in order: (account, event, note); the
+        note says why an order was cancelled by the venue ("selfTrade") or is empty. SELF's
+        private events stay in the lists `step()` returns, as they always have."""
         self._seq = 0
         self._orders: dict[str, _RestingOrder] = {}
         self._bids: list[_RestingOrder] = []  # best first: price desc, then time
         self._asks: list[_RestingOrder] = []  # best first: price asc, then time
-        self._pending: list[tuple[int, int, Action | _Taker]] = []
+        self._pending: list[tuple[int, int, tuple[str, Action] | _Taker]] = []
         self._book_steps = 0
         self._next_book_ns = start
         self._next_funding_ns = start + _HOUR_NS if params.funding_enabled else _NEVER_NS
@@ -188,13 +241,73 @@ class SimMarket:
         """Name of the price regime in force now."""
         return self._path.regime.name
 
+    @property
+    def cash_usd(self) -> float:
+        return self._self.cash_usd
+
+    @property
+    def position_base(self) -> float:
+        return self._self.position_base
+
     def equity_usd(self, mark: float) -> float:
         return self.cash_usd + self.position_base * mark
 
-    def resting_orders(self) -> list[tuple[str, Side, float, float]]:
-        """Our live quotes as (order_id, side, price, leaves_base), oldest first."""
+    def resting_orders(self, account: str = SELF) -> list[tuple[str, Side, float, float]]:
+        """An account's live orders as (order_id, side, price, leaves_base), oldest first."""
         sizes = self._sizes
-        return [(o.order_id, o.side, o.price, sizes[o.leaves_lots]) for o in self._orders.values()]
+        return [
+            (o.order_id, o.side, o.price, sizes[o.leaves_lots])
+            for o in self._orders.values()
+            if o.account == account
+        ]
+
+    def account(self, name: str) -> Account:
+        """A participant's account, opened empty on first use."""
+        account = self._accounts.get(name)
+        if account is None:
+            account = self._accounts[name] = Account(0.0, 0, 0.0)
+        return account
+
+    def best_ticks(self) -> tuple[int | None, int | None]:
+        """Best bid and ask, in ticks, over the background and every resting order."""
+        return self._best_bid_ticks(), self._best_ask_ticks()
+
+    def book_levels(
+        self, depth: int
+    ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """The combined book as it stands, best first, up to `depth` levels a side:
+        (ticks, lots, order count), where the background at a level counts as one order."""
+        return (
+            self._levels_of(self._book.bid_ticks, self._book.bid_lots, self._bids, True, depth),
+            self._levels_of(self._book.ask_ticks, self._book.ask_lots, self._asks, False, depth),
+        )
+
+    def _levels_of(
+        self,
+        level_ticks: list[int],
+        level_lots: list[int],
+        orders: list[_RestingOrder],
+        is_bid: bool,
+        depth: int,
+    ) -> list[tuple[int, int, int]]:
+        merged: dict[int, list[int]] = {}
+        for ticks, lots in zip(level_ticks, level_lots, strict=True):
+            if lots:
+                merged[ticks] = [lots, 1]
+        for order in orders:
+            level = merged.setdefault(order.ticks, [0, 0])
+            level[0] += order.leaves_lots
+            level[1] += 1
+        ordered = sorted(merged, reverse=is_bid)[:depth]
+        return [(t, merged[t][0], merged[t][1]) for t in ordered]
+
+    @property
+    def tick_size(self) -> float:
+        return self._tick_size
+
+    @property
+    def lot_size(self) -> float:
+        return self._lot_size
 
     def queue_ahead_base(self, order_id: str) -> float:
         """Background size ahead of our order at its price (KeyError if it is not resting)."""
@@ -202,14 +315,14 @@ class SimMarket:
 
     # ---- input -----------------------------------------------------------------------------------
 
-    def submit(self, action: Action, now_ns: int) -> None:
+    def submit(self, action: Action, now_ns: int, account: str = SELF) -> None:
         """Send one of our actions; it takes effect at now_ns + latency (never in the past) and
-        its results come out of `step()`."""
+        its results come out of `step()` (another account's private results: `outbox`)."""
         latency_ns = self._latency_ns
         spike = self.params.latency_spike_rate
         if spike and self._fault_rng.random() < spike:
             latency_ns = round(self.params.latency_spike_ms * 1_000_000)
-        self._push(max(now_ns + latency_ns, self.now_ns), action)
+        self._push(max(now_ns + latency_ns, self.now_ns), (account, action))
 
     def inject_taker(self, side: Side, size_base: float, now_ns: int) -> None:
         """Someone else's market order, at now_ns (no latency: it is not ours). For scripted
@@ -219,7 +332,30 @@ class SimMarket:
             raise ValueError(f"taker size {size_base!r} is below one lot ({self._lot_size})")
         self._push(max(now_ns, self.now_ns), _Taker(side, lots))
 
-    def _push(self, ts_ns: int, item: Action | _Taker) -> None:
+    def execute(self, action: Action | LimitOrder, account: str) -> list[VenueEvent]:
+        """Process one action of `account` at `now_ns`, before anything else due then: for a
+        caller that answers each request at once (the local exchange). Public events are
+        returned; private ones go to `outbox`."""
+        if account == SELF:
+            raise ValueError("execute() is for other accounts; SELF submits")
+        self.account(account)
+        events: list[VenueEvent] = []
+        if isinstance(action, LimitOrder):
+            self._place_limit(action, account, self.now_ns, events)
+        else:
+            self._act(action, account, self.now_ns, events)
+        return events
+
+    def advance_to(self, ts_ns: int) -> list[VenueEvent]:
+        """Step through every occurrence due up to `ts_ns` and set the clock there."""
+        events: list[VenueEvent] = []
+        while self.next_ts_ns <= ts_ns:
+            events += self.step()
+        if ts_ns > self.now_ns:
+            self.now_ns = ts_ns
+        return events
+
+    def _push(self, ts_ns: int, item: tuple[str, Action] | _Taker) -> None:
         self._seq += 1
         heapq.heappush(self._pending, (ts_ns, self._seq, item))
 
@@ -235,7 +371,7 @@ class SimMarket:
             if isinstance(item, _Taker):
                 self._take(item.side, item.lots, ts, events, None)
             else:
-                self._act(item, ts, events)
+                self._act(item[1], item[0], ts, events)
         elif self._next_book_ns == ts:
             self._on_book_interval(ts, events)
         elif self._next_taker_ns == ts:
@@ -392,7 +528,7 @@ class SimMarket:
         lots: int,
         ts: int,
         events: list[VenueEvent],
-        hedge_id: str | None,
+        taker: tuple[str, str] | None,
         limit_ticks: float | None = None,
     ) -> int:
         """Walk the book against an aggressor of `side` for `lots`; return the lots left over.
@@ -400,16 +536,21 @@ class SimMarket:
         With `limit_ticks` the walk stops at the first level not strictly better than it (a
         buyer takes only prices below it, a seller only prices above it).
 
-        Background takers (`hedge_id` None) meet our quotes in price-time priority; our own
-        hedge (`hedge_id` set) walks the background only and is filled as a taker.
+        Background takers (`taker` None) meet every resting order in price-time priority. A
+        participant's taker order (`taker` = (account, order_id)) meets the background and other
+        accounts' orders, is filled as a taker at each level, and never trades with its own
+        account's orders: SELF's are skipped and left resting (the console's hedges), another
+        account's are cancelled once the walk reaches their price (Hyperliquid's self-trade
+        prevention: the resting order is cancelled, no fee).
         """
         book = self._book
         if side is Side.BUY:
             level_ticks, level_lots, ours, is_bid = book.ask_ticks, book.ask_lots, self._asks, False
         else:
             level_ticks, level_lots, ours, is_bid = book.bid_ticks, book.bid_lots, self._bids, True
-        if hedge_id is not None:
-            ours_walked: list[_RestingOrder] = []
+        if taker is not None:
+            account = taker[0]
+            ours_walked = [o for o in ours if o.account != account] if ours else ours
         else:
             ours_walked = ours
         n_levels = len(level_ticks)
@@ -418,6 +559,7 @@ class SimMarket:
         remaining = lots
         i = j = 0
         any_done = False
+        reached: int | None = None
         while remaining:
             while i < n_levels and not level_lots[i]:
                 i += 1
@@ -435,6 +577,7 @@ class SimMarket:
                 ticks <= limit_ticks if is_bid else ticks >= limit_ticks
             ):
                 break
+            reached = ticks
             shown = level_lots[i] if i < n_levels and level_ticks[i] == ticks else 0
             traded = 0
             background_done = 0
@@ -469,20 +612,48 @@ class SimMarket:
                         order.queue_ahead_lots = max(0, order.queue_ahead_lots - background_done)
             traded += background_done
             price = prices[ticks]
-            if hedge_id is not None:
-                self._taker_fill(hedge_id, side, price, background_done, remaining, ts, events)
+            if taker is not None:
+                self._taker_fill(taker[0], taker[1], side, price, traded, remaining, ts, events)
             events.append(Trade(ts, price, sizes[traded], side))
         if any_done:
             ours[:] = [o for o in ours if o.leaves_lots]
-        if hedge_id is not None:
-            for order in ours:  # the hedge ate background in front of our quotes
+        if taker is not None:
+            for order in ours:  # the taker ate background in front of resting orders
                 if order.queue_ahead_lots:
                     shown = book.lots_at(is_bid, order.ticks)
                     if shown < order.queue_ahead_lots:
                         order.queue_ahead_lots = shown
+            if taker[0] != SELF and len(ours_walked) != len(ours):
+                if remaining and limit_ticks is not None:  # it would have gone on to its limit
+                    reached = math.ceil(limit_ticks) if is_bid else math.floor(limit_ticks)
+                if reached is not None:
+                    self._cancel_self_trades(taker[0], ours, is_bid, reached, ts)
         return remaining
 
+    def _cancel_self_trades(
+        self, account: str, orders: list[_RestingOrder], is_bid: bool, reached: int, ts: int
+    ) -> None:
+        """Cancel `account`'s resting orders its own taker order reached (as good as `reached`)."""
+        hit = [
+            o
+            for o in orders
+            if o.account == account and (o.ticks >= reached if is_bid else o.ticks <= reached)
+        ]
+        for order in hit:
+            orders.remove(order)
+            del self._orders[order.order_id]
+            self._emit(account, OrderCanceled(ts, order.order_id), None, "selfTrade")
+
     # ---- fills and the account ------------------------------------------------------------------
+
+    def _emit(
+        self, account: str, event: VenueEvent, events: list[VenueEvent] | None, note: str = ""
+    ) -> None:
+        """A private event: SELF's into the step's list, another account's into `outbox`."""
+        if account == SELF and events is not None:
+            events.append(event)
+        else:
+            self.outbox.append((account, event, note))
 
     def _maker_fill(
         self, order: _RestingOrder, lots: int, ts: int, events: list[VenueEvent]
@@ -491,16 +662,16 @@ class SimMarket:
         size_base = self._sizes[lots]
         price = order.price
         fee_usd = size_base * price * self._maker_fee
-        self._book_fill(order.side, lots, size_base, price, fee_usd)
-        events.append(
-            Fill(ts, order.order_id, order.side, price, size_base, fee_usd, True,
-                 self._sizes[order.leaves_lots])
-        )  # fmt: skip
+        self._book_fill(order.account, order.side, lots, size_base, price, fee_usd)
+        fill = Fill(ts, order.order_id, order.side, price, size_base, fee_usd, True,
+                    self._sizes[order.leaves_lots])  # fmt: skip
+        self._emit(order.account, fill, events)
         if not order.leaves_lots:
             del self._orders[order.order_id]
 
     def _taker_fill(
         self,
+        account: str,
         order_id: str,
         side: Side,
         price: float,
@@ -511,66 +682,92 @@ class SimMarket:
     ) -> None:
         size_base = self._sizes[lots]
         fee_usd = size_base * price * self._taker_fee
-        self._book_fill(side, lots, size_base, price, fee_usd)
-        events.append(
-            Fill(ts, order_id, side, price, size_base, fee_usd, False, self._sizes[leaves_lots])
-        )
+        self._book_fill(account, side, lots, size_base, price, fee_usd)
+        fill = Fill(ts, order_id, side, price, size_base, fee_usd, False, self._sizes[leaves_lots])
+        self._emit(account, fill, events)
 
     def _book_fill(
-        self, side: Side, lots: int, size_base: float, price: float, fee_usd: float
+        self, account: str, side: Side, lots: int, size_base: float, price: float, fee_usd: float
     ) -> None:
         """cash -= side * size * price + fee (a negative fee, a rebate, adds cash)."""
-        self._position_lots += side * lots
-        position_lots = self._position_lots
-        self.position_base = (
+        acct = self._self if account == SELF else self._accounts[account]
+        acct.position_lots += side * lots
+        position_lots = acct.position_lots
+        acct.position_base = (
             self._sizes[position_lots] if position_lots >= 0 else -self._sizes[-position_lots]
         )
-        self.cash_usd -= side * size_base * price + fee_usd
+        acct.cash_usd -= side * size_base * price + fee_usd
 
     def _on_funding(self, ts: int, events: list[VenueEvent]) -> None:
         self._next_funding_ns = ts + _HOUR_NS
         rate = self.params.funding_rate_per_hour
         mark = self._path.fair_usd
         # a long pays rate * position * mark when the rate is positive (events.FundingPayment)
-        self.cash_usd -= self.position_base * mark * rate
-        events.append(FundingPayment(ts, rate, mark))
+        payment = FundingPayment(ts, rate, mark)
+        for name, acct in self._accounts.items():
+            acct.cash_usd -= acct.position_base * mark * rate
+            if name != SELF:
+                self.outbox.append((name, payment, ""))
+        events.append(payment)
 
-    # ---- our actions -----------------------------------------------------------------------------
+    # ---- actions ---------------------------------------------------------------------------------
 
-    def _act(self, action: Action, ts: int, events: list[VenueEvent]) -> None:
+    def _act(self, action: Action, account: str, ts: int, events: list[VenueEvent]) -> None:
         if isinstance(action, PlaceQuote):
-            self._place_quote(action, ts, events)
+            self._place_quote(action, account, ts, events)
         elif isinstance(action, CancelOrder):
             order = self._orders.get(action.order_id)
-            if order is None:
-                events.append(CancelRejected(ts, action.order_id, "unknown order"))
+            if order is None or order.account != account:
+                self._emit(account, CancelRejected(ts, action.order_id, "unknown order"), events)
                 return
             fail = self.params.cancel_fail_rate
             if fail and self._fault_rng.random() < fail:
-                events.append(CancelRejected(ts, action.order_id, "simulated cancel failure"))
+                reason = "simulated cancel failure"
+                self._emit(account, CancelRejected(ts, action.order_id, reason), events)
                 return
             del self._orders[action.order_id]
             (self._bids if order.side is Side.BUY else self._asks).remove(order)
-            events.append(OrderCanceled(ts, order.order_id))
+            self._emit(account, OrderCanceled(ts, order.order_id), events)
         elif isinstance(action, CancelAll):
-            for order_id in self._orders:
-                events.append(OrderCanceled(ts, order_id))
-            self._orders.clear()
-            self._bids.clear()
-            self._asks.clear()
+            self._cancel_all(account, ts, events)
         elif isinstance(action, PlaceHedge):
-            self._place_hedge(action, ts, events)
+            self._place_hedge(action, account, ts, events)
         else:  # pragma: no cover - the Action union is closed
             raise TypeError(f"not a venue action: {action!r}")
 
-    def _reject(self, order_id: str, reason: str, ts: int, events: list[VenueEvent]) -> None:
-        events.append(OrderRejected(ts, order_id, reason))
+    def _cancel_all(self, account: str, ts: int, events: list[VenueEvent], note: str = "") -> None:
+        gone = [o for o in self._orders.values() if o.account == account]
+        for order in gone:
+            self._emit(account, OrderCanceled(ts, order.order_id), events, note)
+            del self._orders[order.order_id]
+        if len(gone) == len(self._bids) + len(self._asks):
+            self._bids.clear()
+            self._asks.clear()
+        elif gone:
+            self._bids[:] = [o for o in self._bids if o.account != account]
+            self._asks[:] = [o for o in self._asks if o.account != account]
+
+    def cancel_everything(self, note: str) -> list[tuple[str, str]]:
+        """The venue cancels every resting order of every account (as a network upgrade does);
+        each account hears `OrderCanceled` with `note`. Returns (account, order_id) cancelled."""
+        gone = [(o.account, o.order_id) for o in self._orders.values()]
+        for account in {a for a, _ in gone}:
+            self._cancel_all(account, self.now_ns, [], note)
+        return gone
+
+    def _reject(
+        self, account: str, order_id: str, reason: str, ts: int, events: list[VenueEvent]
+    ) -> None:
+        self._emit(account, OrderRejected(ts, order_id, reason), events)
 
     def _admit(self, order_id: str, size_base: float) -> int | str:
         """The lots of a new order, or why the venue refuses it."""
+        lots = math.floor(size_base / self._lot_size + _LOT_EPS)
+        return self._admit_lots(order_id, lots, size_base)
+
+    def _admit_lots(self, order_id: str, lots: int, size_base: float) -> int | str:
         if order_id in self._orders:
             return "duplicate order id"
-        lots = math.floor(size_base / self._lot_size + _LOT_EPS)
         if lots <= 0:
             return f"size {size_base!r} is below one lot ({self._lot_size})"
         rate = self.params.reject_rate
@@ -578,50 +775,102 @@ class SimMarket:
             return "simulated reject"
         return lots
 
-    def _place_quote(self, action: PlaceQuote, ts: int, events: list[VenueEvent]) -> None:
+    def _best_bid_ticks(self) -> int | None:
+        best = self._book.best_bid_ticks()
+        if self._bids and (best is None or self._bids[0].ticks > best):
+            best = self._bids[0].ticks
+        return best
+
+    def _best_ask_ticks(self) -> int | None:
+        best = self._book.best_ask_ticks()
+        if self._asks and (best is None or self._asks[0].ticks < best):
+            best = self._asks[0].ticks
+        return best
+
+    def _place_quote(
+        self, action: PlaceQuote, account: str, ts: int, events: list[VenueEvent]
+    ) -> None:
         order_id = action.order_id
         ticks = round(action.price / self._tick_size)
         if abs(ticks * self._tick_size - action.price) > self._tick_size * 1e-6:
             reason = f"price {action.price!r} is off the {self._tick_size} tick grid"
-            self._reject(order_id, reason, ts, events)
+            self._reject(account, order_id, reason, ts, events)
             return
         lots = self._admit(order_id, action.size_base)
         if isinstance(lots, str):
-            self._reject(order_id, lots, ts, events)
+            self._reject(account, order_id, lots, ts, events)
             return
-        book = self._book
-        is_bid = action.side is Side.BUY
+        self._post(account, order_id, action.side, ticks, lots, ts, events)
+
+    def _post(
+        self,
+        account: str,
+        order_id: str,
+        side: Side,
+        ticks: int,
+        lots: int,
+        ts: int,
+        events: list[VenueEvent],
+    ) -> None:
+        """Rest a post-only order, or refuse it if it would cross."""
+        is_bid = side is Side.BUY
         if is_bid:
-            best_ask = book.best_ask_ticks()
-            if self._asks and (best_ask is None or self._asks[0].ticks < best_ask):
-                best_ask = self._asks[0].ticks
+            best_ask = self._best_ask_ticks()
             if best_ask is not None and ticks >= best_ask:
-                self._reject(order_id, "post-only would cross", ts, events)
+                self._reject(account, order_id, "post-only would cross", ts, events)
                 return
         else:
-            best_bid = book.best_bid_ticks()
-            if self._bids and (best_bid is None or self._bids[0].ticks > best_bid):
-                best_bid = self._bids[0].ticks
+            best_bid = self._best_bid_ticks()
             if best_bid is not None and ticks <= best_bid:
-                self._reject(order_id, "post-only would cross", ts, events)
+                self._reject(account, order_id, "post-only would cross", ts, events)
                 return
+        self._rest(account, order_id, side, ticks, lots)
+        self._emit(account, OrderAccepted(ts, order_id), events)
+
+    def _rest(self, account: str, order_id: str, side: Side, ticks: int, lots: int) -> None:
+        is_bid = side is Side.BUY
         self._seq += 1
         order = _RestingOrder(
-            order_id, action.side, ticks, self._prices[ticks], lots, book.lots_at(is_bid, ticks),
-            self._seq,
+            order_id, side, ticks, self._prices[ticks], lots, self._book.lots_at(is_bid, ticks),
+            self._seq, account,
         )  # fmt: skip
         self._orders[order_id] = order
         if is_bid:
             insort(self._bids, order, key=_bid_key)
         else:
             insort(self._asks, order, key=_ask_key)
-        events.append(OrderAccepted(ts, order_id))
 
-    def _place_hedge(self, action: PlaceHedge, ts: int, events: list[VenueEvent]) -> None:
+    def _place_hedge(
+        self, action: PlaceHedge, account: str, ts: int, events: list[VenueEvent]
+    ) -> None:
         order_id = action.order_id
         lots = self._admit(order_id, action.size_base)
         if isinstance(lots, str):
-            self._reject(order_id, lots, ts, events)
+            self._reject(account, order_id, lots, ts, events)
             return
-        if self._take(action.side, lots, ts, events, order_id):
-            events.append(OrderCanceled(ts, order_id))  # the IOC remainder the book could not fill
+        if self._take(action.side, lots, ts, events, (account, order_id)):
+            # the IOC remainder the book could not fill
+            self._emit(account, OrderCanceled(ts, order_id), events)
+
+    def _place_limit(
+        self, order: LimitOrder, account: str, ts: int, events: list[VenueEvent]
+    ) -> None:
+        order_id = order.order_id
+        lots = self._admit_lots(order_id, order.lots, self._sizes[max(order.lots, 0)])
+        if isinstance(lots, str):
+            self._reject(account, order_id, lots, ts, events)
+            return
+        if order.tif == "Alo":
+            self._post(account, order_id, order.side, order.ticks, lots, ts, events)
+            return
+        if order.tif not in ("Ioc", "Gtc"):
+            raise ValueError(f"unknown time in force {order.tif!r}")
+        limit = order.ticks + (0.5 if order.side is Side.BUY else -0.5)
+        left = self._take(order.side, lots, ts, events, (account, order_id), limit)
+        if not left:
+            return
+        if order.tif == "Ioc":
+            self._emit(account, OrderCanceled(ts, order_id), events)
+            return
+        self._rest(account, order_id, order.side, order.ticks, left)
+        self._emit(account, OrderAccepted(ts, order_id), events)
