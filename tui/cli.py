@@ -176,6 +176,28 @@ def _run_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_exchange(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    from engine.exchange.main import UsageError, main_exchange, parse_fund
+
+    try:
+        fund = dict(settings.exchange.fund) | parse_fund(args.fund or [])
+    except UsageError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    update: dict[str, object] = {"fund": fund}
+    for name in ("host", "port", "seed", "speed"):
+        value = getattr(args, name)
+        if value is not None:
+            update[name] = value
+    if args.exchange_state_dir is not None:
+        update["state_dir"] = str(args.exchange_state_dir)
+    if args.allow_remote:
+        update["allow_remote"] = True
+    exchange = settings.exchange.model_validate({**settings.exchange.model_dump(), **update})
+    return main_exchange(exchange)
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -288,6 +310,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--json", action="store_true", help="print the report as one JSON object")
     backtest.set_defaults(handler=_run_backtest)
+
+    exchange = commands.add_parser(
+        "exchange",
+        parents=[common],
+        help="serve the embedded exchange on loopback in Hyperliquid's API",
+        description="Run the embedded market as a local exchange speaking Hyperliquid's "
+        "HTTP and WebSocket API (any Hyperliquid client can trade on it; several desks at "
+        "once), with accounts, faults on demand and, with --state-dir, accounts that survive "
+        "a restart. Stop with ctrl+c or SIGTERM.",
+    )
+    exchange.add_argument("--host", default=None, help="address (default [exchange] host)")
+    exchange.add_argument(
+        "--port", type=int, default=None, help="TCP port (default [exchange] port, 8800)"
+    )
+    exchange.add_argument("--seed", type=int, default=None, help="seed (default [exchange] seed)")
+    exchange.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=None,
+        metavar="X",
+        help="market clock in x real time (default [exchange] speed)",
+    )
+    exchange.add_argument(
+        "--fund",
+        action="append",
+        metavar="ADDRESS=USD",
+        help="open an account with this much USD (repeatable)",
+    )
+    exchange.add_argument(
+        "--state-dir",
+        dest="exchange_state_dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep accounts, open orders and fills here across restarts",
+    )
+    exchange.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host beyond this machine (reads are not authenticated)",
+    )
+    exchange.set_defaults(handler=_run_exchange)
 
     status = commands.add_parser(
         "status",

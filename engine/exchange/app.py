@@ -24,12 +24,15 @@ import ipaddress
 import json
 import os
 import random
+import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import msgspec
@@ -678,16 +681,25 @@ class LocalExchange:
             ws_max_size=self.settings.max_body_bytes,
             access_log=False,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
+        # bound here, not by uvicorn, so a port in use is an OSError the caller can word
+        family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.settings.host, self.settings.port))
+        except OSError:
+            sock.close()
+            raise
         pacer = asyncio.create_task(self.pace())
         try:
-            serving = asyncio.create_task(server.serve())
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started:
                 if serving.done():
-                    await serving  # raises why it could not start
+                    await serving
                     raise OSError(f"could not listen on {self.settings.host}:{self.settings.port}")
                 await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
+            port = sock.getsockname()[1]
             if started is not None:
                 started(self.settings.host, port)
             await serving
@@ -696,6 +708,17 @@ class LocalExchange:
             with contextlib.suppress(asyncio.CancelledError):
                 await pacer
             self.save()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a stop by SIGINT/SIGTERM returns normally (uvicorn would
+    raise the signal again once shut down, killing the process before the state is saved)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second ctrl+c: stop waiting for connections to close
+        else:
+            self.should_exit = True
 
 
 FAULTS = (
