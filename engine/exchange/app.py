@@ -71,6 +71,7 @@ def market_params(settings: ExchangeSettings, start_ns: int) -> SimParams:
         lot_size=0.00001,
         level_spacing_ticks=3,
         funding_enabled=settings.funding,
+        funding_rate_per_hour=0.0000125,
     ).with_fees("hyperliquid-base")
 
 

@@ -167,7 +167,6 @@ class Exchange:
         *,
         mainnet: bool = False,
         fees: Fees | None = None,
-        funding_rate: Decimal = Decimal("0.0000125"),
         schedule_cancel_min_volume: Decimal = ZERO,
         wall_ms: Callable[[], int] | None = None,
     ) -> None:
@@ -175,7 +174,8 @@ class Exchange:
         self.mainnet = mainnet
         self.chain = "Mainnet" if mainnet else "Testnet"
         self.fees = fees or Fees()
-        self.funding_rate = funding_rate
+        self.funding_rate = Decimal(repr(market.params.funding_rate_per_hour))
+        """Hourly, as a fraction; the market pays it (a long pays when positive)."""
         self.schedule_cancel_min_volume = schedule_cancel_min_volume
         self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
         self.ledgers: dict[str, Ledger] = {}
@@ -353,7 +353,7 @@ class Exchange:
         ledger = self.ledgers.get(user)
         if ledger is None or ledger.szi == 0:
             return
-        rate = self.funding_rate
+        rate = Decimal(repr(event.rate))
         oracle = Decimal(repr(round(event.mark_price, 1)))
         szi = ledger.szi
         received = ledger.pay_funding(oracle, rate)
