@@ -299,7 +299,7 @@ class ExchangeSettings(BaseModel):
     speed: float = Field(default=1.0, gt=0, le=1000, description="market clock, x real time")
     network: Literal["testnet", "mainnet"] = Field(
         default="testnet",
-        description="signatures accepted: testnet (source b, what the SDK signs off mainnet)",
+        description="signatures accepted: testnet or mainnet (the SDK signs testnet off mainnet)",
     )
     fund: dict[str, float] = Field(
         default_factory=dict, description="accounts opened at start: address = USD"
@@ -324,7 +324,7 @@ class ExchangeSettings(BaseModel):
         default=2000, ge=1, description="messages a WebSocket may send per minute"
     )
     schedule_cancel_min_volume_usd: float = Field(
-        default=0.0, ge=0, description="volume an account needs to use scheduleCancel"
+        default=0.0, ge=0, description="traded volume, in USD, an account needs to use scheduleCancel"
     )
     latency_ms: float = Field(default=0.0, ge=0, description="fault: added answer latency, ms")
     http_error_rate: float = Field(
