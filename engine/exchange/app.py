@@ -52,6 +52,8 @@ from engine.sim.params import SimParams
 GREETING = "Websocket connection established."
 QUEUE_MAX = 2000
 """Frames waiting for one WebSocket client; past this it is not reading and is dropped."""
+WRITER_GRACE_S = 2.0
+"""How long a closing connection's writer may take to send what was queued before the close."""
 SAVE_EVERY_S = 10.0
 _JSON = msgspec.json.Encoder()
 _DECODE = msgspec.json.Decoder()
@@ -120,6 +122,8 @@ class _Client:
         self.users: set[str] = set()
         self.sent_stamps: list[float] = []
         self.closed = False
+        self.close_code: int | None = None
+        """Set when the server closes it: the writer sends what is queued, then closes."""
         self.last_out = time.monotonic()
 
     def wants(self, kind: str, user: str | None) -> bool:
@@ -446,9 +450,9 @@ class LocalExchange:
             self.clients.discard(client)
             with contextlib.suppress(asyncio.QueueFull):
                 client.queue.put_nowait(None)
-            writer.cancel()
+            # what was queued before the end (an error frame, say) goes out first, then the close
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
+                await asyncio.wait_for(writer, WRITER_GRACE_S)
 
     async def _writer(self, client: _Client) -> None:
         ws = client.ws
@@ -456,6 +460,8 @@ class LocalExchange:
             while True:
                 text = await client.queue.get()
                 if text is None:
+                    if client.close_code is not None:
+                        await ws.close(client.close_code)
                     return
                 await ws.send_text(text)
                 client.last_out = time.monotonic()
@@ -494,8 +500,12 @@ class LocalExchange:
             return
         client.closed = True
         self.clients.discard(client)
-        with contextlib.suppress(asyncio.QueueFull):
-            client.queue.put_nowait(None)
+        client.close_code = code
+        try:
+            client.queue.put_nowait(None)  # the writer sends what is queued, then closes
+            return
+        except asyncio.QueueFull:
+            pass  # it stopped reading: close now, dropping what it never read
 
         async def close() -> None:
             with contextlib.suppress(Exception):

@@ -250,7 +250,7 @@ class Exchange:
         for order in orders:
             self.market.execute(CancelOrder(str(order.oid)), user)
         self._drain(status)
-        if orders and status != "canceled":
+        if orders:  # every caller is the venue's hand: the user channel says so
             cancels = [{"coin": COIN, "oid": o.oid} for o in orders]
             self.bus.append(("user", user, {"nonUserCancel": cancels}))
         return len(orders)
