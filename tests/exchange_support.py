@@ -107,8 +107,4 @@ def jump_market_clock(srv: ServerThread, seconds: float) -> None:
     """Move the server's market clock `seconds` ahead at once (the market runs through them on
     the next advance, background flow and funding included): an hour without waiting one."""
 
-    def jump() -> None:
-        srv.server._start_ns += int(seconds * 1e9)
-        srv.server.advance()
-
-    srv.call(jump)
+    srv.call(lambda: srv.server.skip_ahead(seconds))

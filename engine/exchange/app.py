@@ -186,6 +186,7 @@ class LocalExchange:
         self._last_book_push = 0.0
         self._last_bbo: Any = None
         self._next_drop = 0.0
+        self._uvicorn: _Server | None = None
         self.app = Starlette(
             routes=[
                 Route("/info", self._info, methods=["POST"]),
@@ -197,6 +198,17 @@ class LocalExchange:
         )
 
     # ---- the clock ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop serving (as SIGTERM does): connections close, the state is saved."""
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+
+    def skip_ahead(self, seconds: float) -> None:
+        """Move the market clock `seconds` ahead at once, for drills: the market runs through
+        them (background flow, funding, dead man's switches) on the next advance."""
+        self._start_ns += int(seconds * 1e9)
+        self.advance()
 
     def market_ns(self) -> int:
         elapsed = time.monotonic_ns() - self._mono0
@@ -346,7 +358,7 @@ class LocalExchange:
         reply = self.answer_action(body, _ip(request))
         if isinstance(reply, str):
             return PlainTextResponse(reply, 422)
-        return JSONResponse(reply)
+        return Response(_JSON.encode(reply), media_type="application/json")
 
     def answer_action(self, body: Any, ip: str) -> Any:
         self.advance()
@@ -692,7 +704,7 @@ class LocalExchange:
             ws_max_size=self.settings.max_body_bytes,
             access_log=False,
         )
-        server = _Server(config)
+        server = self._uvicorn = _Server(config)
         # bound here, not by uvicorn, so a port in use is an OSError the caller can word
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -781,8 +793,12 @@ class ServerThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._task = self._loop.create_task(self.server.serve(self._started))
-        with contextlib.suppress(asyncio.CancelledError):
-            self._loop.run_until_complete(self._task)
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                self._loop.run_until_complete(self._task)
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
 
     def __enter__(self) -> ServerThread:
         self._thread.start()
@@ -799,9 +815,11 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     def __exit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._loop.call_soon_threadsafe(self.server.stop)
         self._thread.join(10)
+        if self._thread.is_alive() and self._task is not None:  # a connection would not close
+            self._loop.call_soon_threadsafe(self._task.cancel)
+            self._thread.join(10)
 
 
 def state_dir_ready(path: str) -> Path:

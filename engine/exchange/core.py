@@ -310,7 +310,8 @@ class Exchange:
                 status = "selfTradeCanceled" if note == "selfTrade" else cancel_status
                 self._close(order, status, event.ts_ns)
             elif isinstance(event, OrderRejected):
-                self._close(order, "rejected", event.ts_ns)
+                status = "badAloPxRejected" if "cross" in event.reason else "rejected"
+                self._close(order, status, event.ts_ns)
             elif isinstance(event, CancelRejected):  # pragma: no cover - no cancel faults here
                 continue
 
@@ -579,14 +580,12 @@ class Exchange:
         rejected = next((e for e, _ in seen if isinstance(e, OrderRejected)), None)
         if rejected is not None:
             if "cross" in rejected.reason:
-                order.status = "badAloPxRejected"
                 bid, ask = self.market.best_ticks()
                 bbo = f"{_px(bid, self.tick)}@{_px(ask, self.tick)}"
                 return {
                     "error": f"Post only order would have immediately matched, bbo was {bbo}."
                     + asset
                 }
-            order.status = "rejected"
             return {"error": rejected.reason}
         ids: dict[str, Any] = {"oid": order.oid}
         if order.cloid is not None:
