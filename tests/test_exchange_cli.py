@@ -61,7 +61,7 @@ def test_the_server_serves_stops_cleanly_and_keeps_accounts_across_a_restart(
         assert any(line.startswith(f"account {ADDRESS}: $2,500.00") for line in lines)
         body = {"type": "clearinghouseState", "user": ADDRESS}
         reply = httpx.post(f"{url}/info", json=body, timeout=10).json()
-        assert reply["marginSummary"]["accountValue"] == "2500"
+        assert reply["marginSummary"]["accountValue"] == "2500.0"
         injected = httpx.post(f"{url}/_perpdesk/fault", json={"fault": "http429", "count": 1})
         assert injected.json() == {"injected": "the next 1 HTTP requests get 429"}
         assert httpx.post(f"{url}/info", json={"type": "meta"}).status_code == 429
@@ -79,7 +79,7 @@ def test_the_server_serves_stops_cleanly_and_keeps_accounts_across_a_restart(
     try:
         assert any("state: 1 account(s), 0 open order(s) back on the book" in x for x in lines)
         reply = httpx.post(f"{url}/info", json=body, timeout=10).json()
-        assert reply["marginSummary"]["accountValue"] == "2500"  # kept, not re-funded
+        assert reply["marginSummary"]["accountValue"] == "2500.0"  # kept, not re-funded
     finally:
         assert stop(proc)[0] == 0
 

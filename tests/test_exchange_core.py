@@ -130,7 +130,7 @@ def test_a_trade_between_two_accounts_books_equal_and_opposite_fills() -> None:
     assert ask - bid >= 2, "the crowd leaves room inside the spread"
     resting = desk.order(maker, False, ask - 1, "0.003", "Alo")
     filled = desk.order(taker, True, ask - 1, "0.003", "Ioc")
-    assert filled["filled"]["totalSz"] == "0.003" and filled["filled"]["avgPx"] == str(ask - 1)
+    assert filled["filled"]["totalSz"] == "0.003" and filled["filled"]["avgPx"] == f"{ask - 1}.0"
     (m,) = desk.info(type="userFills", user=maker.address)
     (t,) = desk.info(type="userFills", user=taker.address)
     assert (m["side"], m["crossed"], m["oid"]) == ("A", False, resting["resting"]["oid"])
@@ -150,7 +150,7 @@ def test_order_rules_give_hyperliquids_own_errors() -> None:
     }
     assert desk.order(wallet, True, bid, "0.000001", "Alo") == {"error": "Order has invalid size."}
     assert desk.order(wallet, True, ask, "0.001", "Alo")["error"].startswith(
-        f"Post only order would have immediately matched, bbo was {bid}@{ask}."
+        f"Post only order would have immediately matched, bbo was {bid}.0@{ask}.0."
     )
     assert desk.order(wallet, True, bid, "0.5", "Alo") == {
         "error": "Insufficient margin to place order. asset=0"

@@ -59,7 +59,7 @@ def info(srv: ServerThread) -> Info:
 
 def book(info: Info) -> tuple[int, int]:
     levels = info.l2_snapshot("BTC")["levels"]
-    return int(levels[0][0]["px"]), int(levels[1][0]["px"])
+    return int(Decimal(levels[0][0]["px"])), int(Decimal(levels[1][0]["px"]))
 
 
 def statuses(reply: dict[str, Any]) -> list[Any]:
@@ -126,7 +126,7 @@ def test_alo_rests_is_listed_and_cancels_by_oid_and_by_cloid(srv: ServerThread, 
     oid = resting_oid(ex.order("BTC", True, SZ, bid - 50, ALO))
     listed = info.open_orders(key.address)
     assert [(o["oid"], o["side"], o["limitPx"], o["sz"]) for o in listed] == [
-        (oid, "B", str(bid - 50), "0.001")
+        (oid, "B", f"{bid - 50}.0", "0.001")
     ]
     (front,) = info.frontend_open_orders(key.address)
     assert front["oid"] == oid and front["tif"] == "Alo" and front["orderType"] == "Limit"
@@ -164,7 +164,7 @@ def test_order_errors_come_per_order_with_hyperliquids_strings(
 
     crossing = only(ex.order("BTC", True, SZ, ask + 5, ALO))["error"]
     match = re.fullmatch(
-        r"Post only order would have immediately matched, bbo was (\d+)@(\d+)\. asset=0",
+        r"Post only order would have immediately matched, bbo was (\d+)\.0@(\d+)\.0\. asset=0",
         crossing,
     )
     assert match, crossing
@@ -207,7 +207,7 @@ def test_ioc_that_crosses_fills_and_shows_in_fills_and_state(srv: ServerThread, 
     assert sum(Decimal(f["sz"]) for f in fills) == Decimal("0.001")
     for fill in fills:
         assert Decimal(fill["fee"]) == usdc(Decimal(fill["px"]) * Decimal(fill["sz"]) * TAKER)
-    assert fills[-1]["dir"] == "Open Long" and fills[-1]["startPosition"] == "0"
+    assert fills[-1]["dir"] == "Open Long" and fills[-1]["startPosition"] == "0.0"
 
     state = info.user_state(key.address)
     (position,) = [p["position"] for p in state["assetPositions"]]
@@ -240,7 +240,7 @@ def test_modify_and_bulk_orders(srv: ServerThread, info: Info) -> None:
     new_oid = modified["resting"]["oid"]
     by_oid = {o["oid"]: o for o in info.open_orders(key.address)}
     assert set(by_oid) == {new_oid, sell_oid}
-    assert by_oid[new_oid]["limitPx"] == str(far_bid - 10) and by_oid[new_oid]["sz"] == "0.002"
+    assert by_oid[new_oid]["limitPx"] == f"{far_bid - 10}.0" and by_oid[new_oid]["sz"] == "0.002"
     stale = only(ex.modify_order(buy_oid, "BTC", True, SZ, far_bid, ALO))
     assert stale == {"error": "Cannot modify canceled or filled order"}
 
@@ -430,10 +430,10 @@ def test_two_accounts_trade_with_each_other_and_the_background_and_the_books_bal
         else:
             pytest.fail("never crossed A's order with B's")
         assert [(f["side"], f["px"], f["sz"], f["crossed"]) for f in maker] == [
-            ("A", str(px), "0.001", False)
+            ("A", f"{px}.0", "0.001", False)
         ]
         assert [(f["side"], f["px"], f["sz"], f["crossed"]) for f in taker] == [
-            ("B", str(px), "0.001", True)
+            ("B", f"{px}.0", "0.001", True)
         ]
         assert info.query_order_by_oid(a.address, oid_a)["order"]["status"] == "filled"
         assert Decimal(maker[0]["fee"]) == usdc(px * Decimal("0.001") * MAKER)

@@ -2,7 +2,7 @@
 
 Prices: at most 5 significant figures and at most `6 - szDecimals` decimals; an integer price
 is always valid. Sizes: at most `szDecimals` decimals. Orders below $10 of notional are refused.
-Numbers go out as decimal strings without trailing zeros ("100001", "0.0147").
+Numbers go out as decimal strings without trailing zeros ("100001.0", "0.0147").
 """
 
 from __future__ import annotations
@@ -47,13 +47,14 @@ def size_ok(sz: Decimal, sz_decimals: int) -> bool:
 
 
 def wire(value: Decimal | float | int) -> str:
-    """A number as the exchange prints it: plain decimal, no exponent, no trailing zeros."""
+    """A number as Hyperliquid prints it: plain decimal, no exponent, no trailing zeros, and at
+    least one decimal ("105055.0", "0.1428", "0.0"), as the recorded feed shows."""
     if not isinstance(value, Decimal):
         value = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if value == 0:
-        return "0"
+        return "0.0"
     text = format(value.normalize(), "f")
-    return text
+    return text if "." in text else text + ".0"
 
 
 def usdc(value: Decimal) -> Decimal:
