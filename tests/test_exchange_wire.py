@@ -159,6 +159,26 @@ def test_bad_http_requests_get_their_answer_and_hurt_no_one(srv: ServerThread) -
     assert sum("bad /exchange request" in line for line in srv.lines) == 1
 
 
+def test_the_server_turns_nagle_off_on_every_connection(srv: ServerThread) -> None:
+    """A reply is written as headers then body; with Nagle's algorithm on, the body can wait
+    for the client's delayed ACK (~40 ms a request). Read the option off the server's own
+    accepted sockets."""
+    with httpx.Client(base_url=srv.url) as client:
+        assert client.post("/info", json={"type": "meta"}).status_code == 200
+
+        def nodelay() -> list[int]:
+            connections = srv.server._uvicorn.server_state.connections  # type: ignore[union-attr]
+            return [
+                c.transport.get_extra_info("socket").getsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY
+                )
+                for c in connections
+            ]
+
+        flags = srv.call(nodelay)
+    assert flags and all(flags), flags
+
+
 def test_ip_weight_past_the_minute_budget_gets_429_then_refills() -> None:
     with ServerThread(ip_weight_per_min=120) as srv:
         body = {"type": "l2Book", "coin": "BTC"}  # weight 2: 60 of them fill the minute

@@ -707,7 +707,10 @@ class LocalExchange:
         server = self._uvicorn = _Server(config)
         # bound here, not by uvicorn, so a port in use is an OSError the caller can word
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
+        # they are TCP, and uvicorn writes headers and body apart: with Nagle on, a reply can
+        # wait ~40 ms for the client's delayed ACK
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.settings.host, self.settings.port))
