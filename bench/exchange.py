@@ -331,7 +331,9 @@ def judge(kind: str, body: bytes) -> tuple[str, str]:
     except (msgspec.DecodeError, KeyError, TypeError):
         return "err", body[:200].decode(errors="replace")
     want = (
-        (lambda s: isinstance(s, dict) and "resting" in s) if kind == "order" else "success".__eq__
+        (lambda s: isinstance(s, dict) and "resting" in s)
+        if kind == "order"
+        else (lambda s: s == "success")
     )
     bad = [s for s in statuses if not want(s)]
     return ("order-error", f"{kind}: {bad[0]}") if bad else ("ok", "")
