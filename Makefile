@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/ui.py
+	$(BIN)/python bench/signing.py
+	$(BIN)/python bench/exchange.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
