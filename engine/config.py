@@ -324,7 +324,9 @@ class ExchangeSettings(BaseModel):
         default=2000, ge=1, description="messages a WebSocket may send per minute"
     )
     schedule_cancel_min_volume_usd: float = Field(
-        default=0.0, ge=0, description="traded volume, in USD, an account needs to use scheduleCancel"
+        default=0.0,
+        ge=0,
+        description="traded volume, in USD, an account needs to use scheduleCancel",
     )
     latency_ms: float = Field(default=0.0, ge=0, description="fault: added answer latency, ms")
     http_error_rate: float = Field(
