@@ -33,8 +33,12 @@ class BacktestVenue(Protocol):
     """What the backtest needs from a venue: events on its own clock, and our orders."""
 
     instrument: Instrument
-    position_base: float
-    cash_usd: float
+
+    @property
+    def position_base(self) -> float: ...
+
+    @property
+    def cash_usd(self) -> float: ...
 
     @property
     def next_ts_ns(self) -> int | None: ...

@@ -56,36 +56,26 @@ def _run_backtest(args: argparse.Namespace) -> int:
     import json
 
     from engine.backtest import format_report, run_backtest
-    from engine.events import Instrument
     from engine.quoter import Quoter
-    from engine.replay.binance import TapeError, read_tape
-    from engine.replay.venue import ReplayVenue
-    from engine.sim.configure import sim_params
-    from engine.sim.market import SimMarket
-    from engine.sim.params import fee_schedule
+    from engine.replay.binance import TapeError
+    from engine.venues.recorded import VenueSetupError, backtest_venue
 
     fees = args.fees or settings.sim.fees
+    try:
+        recorded = backtest_venue(
+            settings,
+            seed=args.seed,
+            fees=fees,
+            regime=args.regime,
+            informed_share=args.informed_share,
+            hours=args.hours,
+            replay=args.replay,
+        )
+    except VenueSetupError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    venue, hours = recorded.venue, recorded.hours
     seed = settings.sim.seed if args.seed is None else args.seed
-    venue: ReplayVenue | SimMarket
-    if args.replay is not None:
-        maker_pct, taker_pct = fee_schedule(fees)
-        instrument = Instrument("BTCUSDT", tick_size=0.1, lot_size=settings.sim.lot_size)
-        try:
-            venue = ReplayVenue(
-                read_tape(args.replay), instrument, maker_fee_pct=maker_pct, taker_fee_pct=taker_pct
-            )
-        except TapeError as err:
-            print(f"{PROG}: {err}", file=sys.stderr)
-            return 2
-        hours = args.hours
-    else:
-        overrides: dict[str, object] = {"seed": seed}
-        if args.regime is not None:
-            overrides["regime_override"] = None if args.regime == "auto" else args.regime
-        if args.informed_share is not None:
-            overrides["informed_share"] = args.informed_share
-        venue = SimMarket(sim_params(settings.sim, **overrides).with_fees(fees))
-        hours = 8.0 if args.hours is None else args.hours
     quoter = Quoter(settings.strategy, settings.risk, venue.instrument, seed=seed)
     show_progress = not args.json and sys.stderr.isatty()
     try:
@@ -97,18 +87,13 @@ def _run_backtest(args: argparse.Namespace) -> int:
         return 2
     if show_progress:
         print("\r\033[K", end="", file=sys.stderr)
-    report["seed"] = seed if args.replay is None else None
+    report["seed"] = recorded.seed
     report["fees"] = fees
-    report["source"] = "sim" if args.replay is None else Path(args.replay).name
+    report["source"] = recorded.source
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:
-        source = (
-            f"embedded exchange, seed {seed}"
-            if args.replay is None
-            else f"replay of {report['source']}"
-        )
-        print(f"backtest: {source}, fees {fees}")
+        print(f"backtest: {recorded.description}, fees {fees}")
         print(format_report(report, timing))
     return 0
 

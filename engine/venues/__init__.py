@@ -1,0 +1,1 @@
+"""Venues: where the core's actions go and its events come from."""
