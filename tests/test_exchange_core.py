@@ -5,6 +5,7 @@ rate limit, and what survives a restart."""
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ from hyperliquid.utils.signing import sign_agent, sign_l1_action
 
 from engine.exchange import core
 from engine.exchange.core import Exchange
-from engine.exchange.persist import load_state, save_state
+from engine.exchange.persist import StateError, load_state, save_state
 from engine.sim import SimMarket, SimParams
 
 S = 1_000_000_000
@@ -280,3 +281,112 @@ def test_accounts_orders_nonces_and_agents_survive_a_restart(tmp_path: Path) -> 
     assert by_cloid["order"]["order"]["oid"] == resting["resting"]["oid"]
     cancel = {"type": "cancelByCloid", "cancels": [{"asset": 0, "cloid": "0x" + "ab" * 16}]}
     assert again.send(wallet, cancel)["response"]["data"]["statuses"] == ["success"]
+
+
+def test_a_resting_reduce_only_order_is_cancelled_once_it_would_no_longer_reduce() -> None:
+    desk = Desk(taker_rate_per_s=0.0, regime_override="flat")
+    wallet = desk.account()
+    bid, ask = desk.touch()
+    desk.order(wallet, True, ask + 5, "0.002", "Ioc")  # long 0.002
+    first = desk.order(wallet, False, ask + 30, "0.002", "Alo", r=True)
+    second = desk.order(wallet, False, ask + 31, "0.002", "Alo", r=True)
+    assert "resting" in first and "resting" in second
+    desk.ex.bus.clear()
+    desk.order(wallet, False, bid - 5, "0.002", "Ioc")  # flat again
+    assert desk.info(type="openOrders", user=wallet.address) == []
+    statuses = [d["status"] for c, _, d in desk.ex.bus if c == "orderUpdates"]
+    assert statuses.count("reduceOnlyCanceled") == 2
+    assert desk.ex.ledgers[wallet.address.lower()].szi == 0
+
+
+def test_an_api_wallet_of_one_account_cannot_be_taken_by_another() -> None:
+    desk = Desk()
+    alice, mallory = desk.account(), desk.account()
+    agent = eth_account.Account.create()
+    for master, nonce in ((alice, T0_MS + 1), (mallory, T0_MS + 2)):
+        approve = {"type": "approveAgent", "hyperliquidChain": "Testnet",
+                   "signatureChainId": "0x66eee", "agentAddress": agent.address,
+                   "agentName": "bot", "nonce": nonce}  # fmt: skip
+        reply = desk.ex.exchange({"action": approve, "nonce": nonce,
+                                  "signature": sign_agent(master, approve, False),
+                                  "vaultAddress": None, "expiresAfter": None})  # fmt: skip
+    assert reply["status"] == "err" and "already an API wallet" in reply["response"]
+    bid, _ = desk.touch()
+    assert "resting" in desk.order(agent, True, bid - 3, "0.001", "Alo")
+    assert len(desk.info(type="openOrders", user=alice.address)) == 1
+    assert desk.info(type="openOrders", user=mallory.address) == []
+
+
+def test_modify_keeps_its_cloid_and_refuses_before_touching_the_old_order() -> None:
+    desk = Desk(taker_rate_per_s=0.0, regime_override="flat")
+    wallet = desk.account()
+    bid, ask = desk.touch()
+    cloid = "0x" + "11" * 16
+    placed = desk.order(wallet, True, bid - 5, "0.001", "Alo", c=cloid)
+    oid = placed["resting"]["oid"]
+
+    def modify(px: int, tif: str) -> Any:
+        wire = {"a": 0, "b": True, "p": str(px), "s": "0.001", "r": False,
+                "t": {"limit": {"tif": tif}}, "c": cloid}  # fmt: skip
+        action = {"type": "batchModify", "modifies": [{"oid": cloid, "order": wire}]}
+        return desk.send(wallet, action)["response"]["data"]["statuses"][0]
+
+    moved = modify(bid - 7, "Alo")
+    assert moved["resting"]["cloid"] == cloid and moved["resting"]["oid"] != oid
+    crossing = modify(ask + 2, "Gtc")
+    assert crossing["error"].startswith("Post only order would have immediately matched")
+    ioc = modify(ask + 2, "Ioc")
+    assert "error" in ioc
+    (still,) = desk.info(type="openOrders", user=wallet.address)
+    assert still["oid"] == moved["resting"]["oid"] and still["limitPx"] == f"{bid - 7}.0"
+    assert desk.ex.ledgers[wallet.address.lower()].szi == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("p", "1000000000000000000000000000000", "Order has invalid price."),
+        ("p", "1E+30", "Order has invalid price."),
+        ("s", "1E+999999", "Order has invalid size."),
+        ("p", "NaN", "Order has invalid price."),
+        ("s", "-0.001", "Order has invalid size."),
+    ],
+)
+def test_absurd_numbers_are_an_orders_error_not_a_crash(field: str, value: str, error: str) -> None:
+    desk = Desk()
+    wallet = desk.account()
+    bid, _ = desk.touch()
+    status = desk.order(wallet, True, bid - 3, "0.001", "Alo", **{field: value})
+    assert status == {"error": error}
+
+
+def test_finished_orders_are_kept_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(core, "DONE_KEPT", 5)
+    desk = Desk(taker_rate_per_s=0.0, regime_override="flat")
+    wallet = desk.account()
+    bid, _ = desk.touch()
+    oids = []
+    for n in range(8):
+        placed = desk.order(wallet, True, bid - 5, "0.001", "Alo", c=f"0x{n:032x}")
+        oid = placed["resting"]["oid"]
+        desk.send(wallet, {"type": "cancel", "cancels": [{"a": 0, "o": oid}]})
+        oids.append(oid)
+    assert len(desk.ex.orders) == 5
+    old = desk.info(type="orderStatus", user=wallet.address, oid=oids[0])
+    recent = desk.info(type="orderStatus", user=wallet.address, oid=f"0x{7:032x}")
+    assert old == {"status": "unknownOid"}
+    assert recent["order"]["status"] == "canceled" and recent["order"]["order"]["oid"] == oids[7]
+
+
+def test_a_state_file_with_a_broken_order_is_one_clear_error(tmp_path: Path) -> None:
+    desk = Desk(taker_rate_per_s=0.0)
+    wallet = desk.account()
+    bid, _ = desk.touch()
+    desk.order(wallet, True, bid - 5, "0.001", "Alo")
+    path = tmp_path / "exchange-state.json"
+    save_state(desk.ex, path)
+    state = json.loads(path.read_text())
+    state["orders"][0]["limit_px"] = "abc"
+    path.write_text(json.dumps(state))
+    with pytest.raises(StateError, match=r"exchange-state.json: cannot be read back"):
+        load_state(Desk().ex, path)

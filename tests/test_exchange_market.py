@@ -232,3 +232,24 @@ def test_funding_reaches_every_account_with_a_position() -> None:
     assert any(isinstance(e, FundingPayment) for e in events)
     assert [who for who, e, _ in market.outbox if isinstance(e, FundingPayment)] == [B]
     assert market.account(B).cash_usd == cash - 1.0 * 100_000.0 * 0.0001
+
+
+def test_self_trade_prevention_cancels_only_the_own_orders_the_walk_reaches() -> None:
+    """At one price: B's order is ahead of A's; A's buy takes the crowd and part of B's, so it
+    never reaches A's own ask, which stays. A deeper own ask the walk does reach is cancelled."""
+    market = exact_market()
+    market.execute(limit("b1", SELL, 100_000.1, 1.0, "Alo"), B)
+    market.execute(limit("a1", SELL, 100_000.1, 0.5, "Alo"), A)
+    market.execute(limit("a2", SELL, 100_000.2, 0.5, "Alo"), A)
+    market.outbox.clear()
+    market.execute(limit("a-buy", BUY, 100_000.1, 1.5, "Ioc"), A)
+    events = private(market, A)
+    assert not any(isinstance(e, OrderCanceled) and e.order_id == "a1" for e, _ in events)
+    assert [o[0] for o in market.resting_orders(A)] == ["a1", "a2"]
+    assert market.resting_orders(B) == [("b1", SELL, 100_000.1, 0.5)]
+    market.execute(limit("a-sweep", BUY, 100_000.2, 4.0, "Gtc"), A)
+    events = private(market, A)
+    cancelled = [e.order_id for e, note in events if note == "selfTrade"]  # type: ignore[union-attr]
+    assert cancelled == ["a1", "a2"]
+    bid, ask = market.best_ticks()
+    assert bid is not None and ask is not None and bid < ask  # never crossed against itself

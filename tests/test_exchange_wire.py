@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -398,7 +399,7 @@ async def test_ws_client_that_stops_reading_is_dropped_and_others_are_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(app, "QUEUE_MAX", 8)
-    with ServerThread(book_push_s=0.05, ws_msgs_per_min=100_000) as srv:
+    with ServerThread(book_push_s=0.05, ws_msgs_per_min=100_000, ip_weight_per_min=10**6) as srv:
         # a small receive buffer, no compression: what the server sends backs up quickly
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -546,3 +547,25 @@ async def test_periodic_and_random_ws_drops() -> None:
         async with client(srv) as ws:  # and the server goes on serving
             await send(ws, {"method": "ping"})
             assert await until(ws, channel("pong")) == {"channel": "pong"}
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash() -> None:
+    body = "[" * 100_000 + "]" * 100_000  # 200 kB, under the body limit
+    with ServerThread() as srv:
+        for path in ("/info", "/exchange"):
+            reply = httpx.post(f"{srv.url}{path}", content=body, timeout=10)
+            assert reply.status_code == 400 and "nested too deep" in reply.text
+        assert httpx.post(f"{srv.url}/info", json={"type": "meta"}, timeout=10).status_code == 200
+
+
+def test_the_market_clock_goes_on_when_the_state_cannot_be_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app, "SAVE_EVERY_S", 0.05)
+    (tmp_path / "exchange-state.tmp").mkdir()  # where the save writes first: it must fail
+    with ServerThread(state_dir=str(tmp_path)) as srv:
+        before = srv.call(lambda: srv.server.market.now_ns)
+        wait_for(lambda: any("could not save" in line for line in srv.lines), limit_s=5)
+        time.sleep(0.3)
+        assert srv.call(lambda: srv.server.market.now_ns) > before  # paced without requests
+        assert sum("could not save" in line for line in srv.lines) == 1  # said once

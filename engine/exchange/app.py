@@ -224,22 +224,34 @@ class LocalExchange:
         self._next_drop = self._draw_drop(last_status)
         while True:
             await asyncio.sleep(0.01)
-            self.advance()
-            now = time.monotonic()
-            if now - self._last_book_push >= self.settings.book_push_s:
-                self._last_book_push = now
-                self._push_book()
-            if now >= self._next_drop:
-                self._next_drop = self._draw_drop(now)
-                if self.clients:
-                    self.drop_websockets("periodic WebSocket drop")
-            self._random_drops(0.01)
-            if now - last_status >= self.settings.status_every_s:
-                last_status = now
-                self.log(self.status_line())
-            if self.state_path is not None and now - last_save >= SAVE_EVERY_S:
-                last_save = now
-                self.save()
+            try:
+                last_status, last_save = self._pace_once(last_status, last_save)
+            except Exception as exc:  # the clock must keep going: report, never die
+                self.log_once(
+                    "server",
+                    f"pace-{type(exc).__name__}",
+                    f"error in the market loop: {type(exc).__name__}: {exc}",
+                )
+
+    def _pace_once(self, last_status: float, last_save: float) -> tuple[float, float]:
+        """One tick of the pacing loop; returns the new (last status, last save) times."""
+        self.advance()
+        now = time.monotonic()
+        if now - self._last_book_push >= self.settings.book_push_s:
+            self._last_book_push = now
+            self._push_book()
+        if now >= self._next_drop:
+            self._next_drop = self._draw_drop(now)
+            if self.clients:
+                self.drop_websockets("periodic WebSocket drop")
+        self._random_drops(0.01)
+        if now - last_status >= self.settings.status_every_s:
+            last_status = now
+            self.log(self.status_line())
+        if self.state_path is not None and now - last_save >= SAVE_EVERY_S:
+            last_save = now
+            self.save()
+        return last_status, last_save
 
     def _draw_drop(self, now: float) -> float:
         every = self.faults.ws_drop_every_s
@@ -274,9 +286,17 @@ class LocalExchange:
             f"requests {self.requests}"
         )
 
-    def save(self) -> None:
-        if self.state_path is not None:
+    def save(self) -> bool:
+        """Write the state file; on failure say so (once per kind of failure) and go on: the
+        exchange keeps serving, and the next save tries again."""
+        if self.state_path is None:
+            return False
+        try:
             save_state(self.exchange, self.state_path)
+        except OSError as exc:
+            self.log_once("server", f"save-{exc.errno}", f"could not save {self.state_path}: {exc}")
+            return False
+        return True
 
     # ---- HTTP -----------------------------------------------------------------------------
 
@@ -297,6 +317,10 @@ class LocalExchange:
             return _DECODE.decode(b"".join(chunks))
         except msgspec.DecodeError as exc:
             return PlainTextResponse(f"Failed to parse the request body as JSON: {exc}", 400)
+        except RecursionError:
+            return PlainTextResponse(
+                "Failed to parse the request body as JSON: nested too deep", 400
+            )
 
     async def _gate(self, request: Request, weight: int) -> Response | None:
         """Faults and the IP budget, before any work."""
@@ -313,13 +337,16 @@ class LocalExchange:
             faults.http_5xx_left = max(0, faults.http_5xx_left - 1)
             return PlainTextResponse("Bad gateway (injected)", 502)
         ip = _ip(request)
-        bucket = self.buckets.get(ip)
-        if bucket is None:
-            bucket = self.buckets[ip] = _Bucket(self.settings.ip_weight_per_min)
-        if not bucket.take(weight, self.settings.ip_weight_per_min):
+        if not self._charge_ip(ip, weight):
             self.log_once(ip, "429", "rate limited: REST weight past the per-minute budget")
             return PlainTextResponse("Too many requests", 429)
         return None
+
+    def _charge_ip(self, ip: str, weight: int) -> bool:
+        bucket = self.buckets.get(ip)
+        if bucket is None:
+            bucket = self.buckets[ip] = _Bucket(self.settings.ip_weight_per_min)
+        return bucket.take(weight, self.settings.ip_weight_per_min)
 
     async def _info(self, request: Request) -> Response:
         refused = await self._gate(request, 2)
@@ -342,6 +369,13 @@ class LocalExchange:
         except RequestError as exc:
             self.log_once(ip, "info-shape", f"bad /info request: {exc}")
             return f"Failed to deserialize the JSON body into the target type: {exc}"
+        except Exception as exc:  # a request we did not foresee: answer, log, serve on
+            self.log_once(
+                ip,
+                f"info-{type(exc).__name__}",
+                f"error answering /info: {type(exc).__name__}: {exc}",
+            )
+            return f"Failed to deserialize the JSON body into the target type: {exc}"
         bucket = self.buckets.get(ip)
         if bucket is not None and weight > 2:
             bucket.take(min(weight - 2, int(bucket.level)), self.settings.ip_weight_per_min)
@@ -355,7 +389,13 @@ class LocalExchange:
         if isinstance(body, Response):
             self.log_once(_ip(request), "body", f"bad /exchange body: HTTP {body.status_code}")
             return body
-        reply = self.answer_action(body, _ip(request))
+        ip = _ip(request)
+        extra = _action_weight(body) - 1  # 1 + floor(batch length / 40); 1 was taken
+        if extra > 0:
+            self.buckets[ip].take(
+                min(extra, int(self.buckets[ip].level)), self.settings.ip_weight_per_min
+            )
+        reply = self.answer_action(body, ip)
         if isinstance(reply, str):
             return PlainTextResponse(reply, 422)
         return Response(_JSON.encode(reply), media_type="application/json")
@@ -367,6 +407,13 @@ class LocalExchange:
         except RequestError as exc:
             self.log_once(ip, "action-shape", f"bad /exchange request: {exc}")
             return f"Failed to deserialize the JSON body into the target type: {exc}"
+        except Exception as exc:  # a request we did not foresee: answer, log, serve on
+            self.log_once(
+                ip,
+                f"action-{type(exc).__name__}",
+                f"error answering /exchange: {type(exc).__name__}: {exc}",
+            )
+            reply = {"status": "err", "response": f"Internal error: {type(exc).__name__}"}
         self.publish()
         return reply
 
@@ -455,8 +502,14 @@ class LocalExchange:
         client.push(GREETING)
         try:
             await self._reader(client)
-        except (WebSocketDisconnect, RuntimeError):
+        except WebSocketDisconnect:
             pass
+        except Exception as exc:  # one connection's trouble is its own: log it, close it
+            self.log_once(
+                ip,
+                f"ws-{type(exc).__name__}",
+                f"closed a WebSocket on an error: {type(exc).__name__}: {exc}",
+            )
         finally:
             client.closed = True
             self.clients.discard(client)
@@ -536,7 +589,7 @@ class LocalExchange:
     def _on_message(self, client: _Client, text: str) -> None:
         try:
             msg = _DECODE.decode(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             self.log_once(client.ip, "ws-json", "a WebSocket sent text that is not JSON")
             self._error(client, f"Error parsing JSON into valid websocket request: {text[:100]}")
             return
@@ -606,7 +659,10 @@ class LocalExchange:
         kind = request.get("type")
         payload = request.get("payload")
         response: dict[str, Any]
-        if kind == "info":
+        weight = 2 if kind == "info" else _action_weight(payload)
+        if not self._charge_ip(client.ip, weight):
+            response = {"type": "error", "payload": "Too many requests"}
+        elif kind == "info":
             reply = self.answer_info(payload, client.ip)
             if isinstance(reply, str):
                 response = {"type": "error", "payload": reply}
@@ -758,6 +814,15 @@ FAULTS = (
     "malformed",
     "cancel_all",
 )
+
+
+def _action_weight(body: Any) -> int:
+    """Hyperliquid's IP weight of an /exchange request: 1 + floor(batch length / 40)."""
+    action = body.get("action") if isinstance(body, dict) else None
+    if not isinstance(action, dict):
+        return 1
+    items = action.get("orders") or action.get("cancels") or action.get("modifies")
+    return 1 + len(items) // 40 if isinstance(items, list) else 1
 
 
 def _ip(request: Request) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import time
 from bisect import insort
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -60,6 +61,9 @@ NONCES_KEPT = 100
 NONCE_PAST_MS = 2 * 24 * 3600 * 1000
 NONCE_FUTURE_MS = 24 * 3600 * 1000
 OPEN_ORDERS_MAX = 1000
+DONE_KEPT = 100_000
+"""Finished orders kept for orderStatus; older ones answer unknownOid."""
+MAX_BATCH = 1000
 SCHEDULE_MIN_AHEAD_MS = 5000
 SCHEDULE_TRIGGERS_PER_DAY = 10
 RATE_BASE = 10_000
@@ -184,6 +188,9 @@ class Exchange:
         self.requests_used: dict[str, int] = {}
         self.schedules: dict[str, Schedule] = {}
         self.orders: dict[int, Order] = {}
+        """Open orders and the most recent `DONE_KEPT` finished ones, by oid."""
+        self.done: deque[int] = deque()
+        self.done_cloids: dict[tuple[str, str], int] = {}
         self.open_by_user: dict[str, dict[int, Order]] = {}
         self.cloids: dict[tuple[str, str], int] = {}
         self.next_oid = 1_000_000
@@ -290,6 +297,7 @@ class Exchange:
         items = outbox.copy()
         outbox.clear()
         self.book_changed = True
+        filled: set[str] = set()
         for user, event, note in items:
             if isinstance(event, FundingPayment):
                 self._funding(user, event)
@@ -304,6 +312,7 @@ class Exchange:
                 continue
             if isinstance(event, Fill):
                 self._fill(order, event)
+                filled.add(order.user)
             elif isinstance(event, OrderAccepted):
                 self._update(order, "open", event.ts_ns)
             elif isinstance(event, OrderCanceled):
@@ -314,6 +323,28 @@ class Exchange:
                 self._close(order, status, event.ts_ns)
             elif isinstance(event, CancelRejected):  # pragma: no cover - no cancel faults here
                 continue
+        for user in filled:
+            self._reduce_only_check(user)
+
+    def _reduce_only_check(self, user: str) -> None:
+        """A resting reduce-only order that would no longer only reduce the position (it is
+        flat, or flipped, or the order is larger than what is left) is cancelled by the venue,
+        status reduceOnlyCanceled."""
+        szi = self.ledgers[user].szi
+        room = abs(szi)
+        stale = []
+        for order in self.open_by_user.get(user, {}).values():
+            if not order.reduce_only:
+                continue
+            reduces = szi != 0 and (szi > 0) != order.is_buy
+            if not reduces or order.sz > room:
+                stale.append(order)
+            else:
+                room -= order.sz
+        for order in stale:
+            self.market.execute(CancelOrder(str(order.oid)), user)
+        if stale:
+            self._drain("reduceOnlyCanceled")
 
     def _fill(self, order: Order, event: Fill) -> None:
         ledger = self.ledgers[order.user]
@@ -401,7 +432,15 @@ class Exchange:
         self.open_by_user.get(order.user, {}).pop(order.oid, None)
         if order.cloid is not None:
             self.cloids.pop((order.user, order.cloid), None)
+            self.done_cloids[(order.user, order.cloid)] = order.oid
         self._update(order, status, ts_ns)
+        self.done.append(order.oid)
+        while len(self.done) > DONE_KEPT:
+            old = self.orders.pop(self.done.popleft(), None)
+            if old is not None and old.cloid is not None:
+                key = (old.user, old.cloid)
+                if self.done_cloids.get(key) == old.oid:
+                    del self.done_cloids[key]
 
     # ---- /exchange ---------------------------------------------------------------------------
 
@@ -500,10 +539,24 @@ class Exchange:
         orders = action.get("orders")
         if not isinstance(orders, list) or not orders:
             return _err("Order has invalid size.") if orders == [] else _err("Invalid order")
+        if len(orders) > MAX_BATCH:
+            return _err(f"Too many orders in one request: at most {MAX_BATCH}")  # (ours)
         statuses = [self._place(user, wire_order) for wire_order in orders]
         return _ok("order", {"statuses": statuses})
 
-    def _place(self, user: str, w: Any, replacing: Order | None = None) -> Any:
+    def _would_cross(self, is_buy: bool, px: Decimal) -> bool:
+        bid, ask = self.market.best_ticks()
+        ticks = px / self.tick
+        return ask is not None and ticks >= ask if is_buy else bid is not None and ticks <= bid
+
+    def _post_only_error(self, asset: str) -> dict[str, str]:
+        bid, ask = self.market.best_ticks()
+        bbo = f"{_px(bid, self.tick)}@{_px(ask, self.tick)}"
+        return {"error": f"Post only order would have immediately matched, bbo was {bbo}." + asset}
+
+    def _place(
+        self, user: str, w: Any, replacing: Order | None = None, always_place: bool = False
+    ) -> Any:
         """One order wire -> its status: resting, filled, or an error."""
         if not isinstance(w, dict):
             return {"error": "Invalid order"}
@@ -524,7 +577,8 @@ class Exchange:
             if not isinstance(cloid, str) or not _CLOID.fullmatch(cloid.lower()):
                 return {"error": "Invalid cloid: 0x and 32 hex digits."}  # (ours)
             cloid = cloid.lower()
-            if (user, cloid) in self.cloids:
+            holder = self.cloids.get((user, cloid))
+            if holder is not None and (replacing is None or holder != replacing.oid):
                 return {"error": f"Duplicate cloid {cloid}: an open order has it."}  # (ours)
         reduce_only = w.get("r") is True
         asset = f" asset={ASSET}"
@@ -544,17 +598,24 @@ class Exchange:
             if not reduces:
                 return {"error": "Reduce only order would increase position." + asset}
             sz = min(sz, abs(szi))
-        if len(self.open_by_user.get(user, {})) >= OPEN_ORDERS_MAX:
+        open_now = len(self.open_by_user.get(user, {})) - (replacing is not None)
+        if open_now >= OPEN_ORDERS_MAX:
             return {"error": f"Too many open orders: at most {OPEN_ORDERS_MAX}."}  # (ours)
         if not self._margin_ok(ledger, user, is_buy, px, sz, replacing):
             return {"error": "Insufficient margin to place order." + asset}
         if replacing is not None:
+            if not always_place:
+                # without always-place the new order must rest: ALO, or a GTC that does not
+                # cross (made ALO); checked before the old order is touched
+                if tif == "Ioc":
+                    return {"error": "Modified order must be post-only or resting (Alo or Gtc)"}
+                tif = "Alo"
+                if self._would_cross(is_buy, px):
+                    return self._post_only_error(asset)
             self.market.execute(CancelOrder(str(replacing.oid)), user)
             self._drain()
-            if replacing.status != "canceled":
+            if replacing.status != "canceled" and not always_place:
                 return {"error": "Cannot modify canceled or filled order"}
-            if tif == "Gtc":
-                tif = "Alo"  # a modify without always-place is post-only
         oid = self.next_oid
         self.next_oid += 1
         now = self.now_ms()
@@ -580,23 +641,18 @@ class Exchange:
         rejected = next((e for e, _ in seen if isinstance(e, OrderRejected)), None)
         if rejected is not None:
             if "cross" in rejected.reason:
-                bid, ask = self.market.best_ticks()
-                bbo = f"{_px(bid, self.tick)}@{_px(ask, self.tick)}"
-                return {
-                    "error": f"Post only order would have immediately matched, bbo was {bbo}."
-                    + asset
-                }
+                return self._post_only_error(asset)
             return {"error": rejected.reason}
         ids: dict[str, Any] = {"oid": order.oid}
         if order.cloid is not None:
             ids["cloid"] = order.cloid
         if order.status == "filled":
-            avg = order.notional / order.filled
+            avg = _avg(order)
             return {"filled": {"totalSz": wire(order.filled), "avgPx": wire(avg), **ids}}
         if order.status == "open":
             return {"resting": ids}
         if order.filled:  # an IOC partly filled, the rest cancelled
-            avg = order.notional / order.filled
+            avg = _avg(order)
             return {"filled": {"totalSz": wire(order.filled), "avgPx": wire(avg), **ids}}
         order.status = "iocCancelRejected"
         return {"error": "Order could not immediately match against any resting orders." + asset}
@@ -632,6 +688,8 @@ class Exchange:
         cancels = action.get("cancels")
         if not isinstance(cancels, list) or not cancels:
             raise RequestError("cancels must be a non-empty list")
+        if len(cancels) > MAX_BATCH:
+            return _err(f"Too many cancels in one request: at most {MAX_BATCH}")  # (ours)
         by_cloid = action["type"] == "cancelByCloid"
         statuses: list[Any] = []
         for item in cancels:
@@ -664,6 +722,8 @@ class Exchange:
             entries = action.get("modifies")
         if not isinstance(entries, list) or not entries:
             raise RequestError("modifies must be a non-empty list")
+        if len(entries) > MAX_BATCH:
+            return _err(f"Too many modifies in one request: at most {MAX_BATCH}")  # (ours)
         statuses: list[Any] = []
         for entry in entries:
             target = entry.get("oid") if isinstance(entry, dict) else None
@@ -675,7 +735,10 @@ class Exchange:
             if old is None or old.user != user or old.status != "open":
                 statuses.append({"error": "Cannot modify canceled or filled order"})
                 continue
-            statuses.append(self._place(user, entry.get("order"), replacing=old))
+            always = isinstance(entry, dict) and entry.get("a") is True
+            statuses.append(
+                self._place(user, entry.get("order"), replacing=old, always_place=always)
+            )
         return _ok("order", {"statuses": statuses})
 
     def _schedule_cancel(self, user: str, action: Mapping[str, Any]) -> dict[str, Any]:
@@ -759,16 +822,24 @@ class Exchange:
         marker = " valid_until "
         if marker in name:
             name, _, stamp = name.partition(marker)
-            if not stamp.isdigit():
+            if not (stamp.isascii() and stamp.isdigit()):
                 return _err("agentName valid_until must be a time in ms")  # (ours)
             valid_until = int(stamp)
         if agent in self.ledgers:
             return _err(f"Agent {agent} is a user: an API wallet cannot hold funds")  # (ours)
+        taken = self.agents.get(agent)
+        if taken is not None and taken.master != master:
+            return _err(f"Agent {agent} is already an API wallet of another account")  # (ours)
         mine = {a: g for a, g in self.agents.items() if g.master == master}
         for address, known in mine.items():
             if known.name == name:  # same name (or unnamed): replaced
                 del self.agents[address]
-        named = [g for g in self.agents.values() if g.master == master and g.name]
+        now = self._wall_ms()
+        named = [
+            g
+            for g in self.agents.values()
+            if g.master == master and g.name and (g.valid_until is None or g.valid_until >= now)
+        ]
         if name and len(named) >= _MAX_AGENTS_NAMED:
             return _err(f"At most {_MAX_AGENTS_NAMED} named API wallets")  # (ours)
         self.agents[agent] = Agent(master, name, valid_until)
@@ -898,16 +969,8 @@ class Exchange:
 
     def order_status(self, user: str, target: Any) -> dict[str, Any]:
         if isinstance(target, str):
-            oid = self.cloids.get((user, target.lower()))
-            if oid is None:  # a done order keeps its cloid in the record
-                oid = next(
-                    (
-                        o.oid
-                        for o in reversed(self.orders.values())
-                        if o.user == user and o.cloid == target.lower()
-                    ),
-                    None,
-                )
+            key = (user, target.lower())
+            oid = self.cloids.get(key, self.done_cloids.get(key))
         else:
             oid = target
         order = self.orders.get(oid) if isinstance(oid, int) else None
@@ -1027,6 +1090,10 @@ def _i_user_funding(ex: Exchange, body: Mapping[str, Any]) -> Any:
     ledger = ex.ledgers.get(ex._user_arg(body))
     start = body.get("startTime", 0)
     end = body.get("endTime")
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise RequestError("`startTime` must be an integer (ms)")
+    if end is not None and (isinstance(end, bool) or not isinstance(end, int)):
+        raise RequestError("`endTime` must be an integer (ms) or null")
     if ledger is None:
         return []
     return [f for f in ledger.fundings if f["time"] >= start and (end is None or f["time"] <= end)][
@@ -1086,6 +1153,10 @@ def _tif(t: Any) -> str | None:
 
 def _px(ticks: int | None, tick: Decimal) -> str:
     return "None" if ticks is None else wire(ticks * tick)
+
+
+def _avg(order: Order) -> Decimal:
+    return (order.notional / order.filled).quantize(Decimal("0.00000001"))
 
 
 def _hash(n: int) -> str:

@@ -98,11 +98,11 @@ def load_state(ex: Exchange, path: Path) -> str:
         if state.get("version") != VERSION:
             raise StateError(f"{path}: version {state.get('version')!r}, expected {VERSION}")
         _restore(ex, state)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        back, dropped = _replace_orders(ex, state["orders"])
+    except (OSError, ValueError, KeyError, TypeError, ArithmeticError) as exc:
         if isinstance(exc, StateError):
             raise
         raise StateError(f"{path}: cannot be read back ({type(exc).__name__}: {exc})") from None
-    back, dropped = _replace_orders(ex, state["orders"])
     note = f"state: {len(ex.ledgers)} account(s), {back} open order(s) back on the book from {path}"
     if dropped:
         note += f"; {dropped} cancelled because they would now cross the book"
@@ -122,7 +122,10 @@ def _restore(ex: Exchange, state: dict[str, Any]) -> None:
         ledger.fills.extend(item["fills"])
         ledger.fundings.extend(item["fundings"])
         ex.ledgers[ledger.address] = ledger
-        ex.market.account(ledger.address)
+        # the market's own (float) record of the position follows the ledger's
+        account = ex.market.account(ledger.address)
+        account.position_lots = int(ledger.szi / ex.lot)
+        account.position_base = float(ledger.szi)
     for address, master, name, valid_until in state["agents"]:
         ex.agents[address] = Agent(master, name, valid_until)
     for signer, nonces in state["nonces"].items():
@@ -135,6 +138,10 @@ def _restore(ex: Exchange, state: dict[str, Any]) -> None:
 def _replace_orders(ex: Exchange, orders: list[dict[str, Any]]) -> tuple[int, int]:
     back = dropped = 0
     for item in orders:
+        if item["user"] not in ex.ledgers:
+            raise StateError(f"order {item['oid']} belongs to {item['user']}, who has no account")
+        if item["tif"] not in ("Alo", "Gtc"):
+            raise StateError(f"order {item['oid']}: time in force {item['tif']!r} cannot rest")
         order = Order(
             int(item["oid"]),
             item["user"],

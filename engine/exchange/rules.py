@@ -19,11 +19,15 @@ def parse_decimal(text: object) -> Decimal | None:
     """A wire number (a decimal string; ints are tolerated) as a finite Decimal, else None."""
     if isinstance(text, bool) or not isinstance(text, str | int):
         return None
+    if isinstance(text, str) and len(text) > 40:
+        return None
     try:
         value = Decimal(text)
     except (InvalidOperation, ValueError):
         return None
-    return value if value.is_finite() else None
+    if not value.is_finite() or (value and not -12 <= value.adjusted() <= 12):
+        return None  # nothing on this exchange is that large or that small
+    return value
 
 
 def decimals(value: Decimal) -> int:

@@ -539,27 +539,31 @@ class SimMarket:
         Background takers (`taker` None) meet every resting order in price-time priority. A
         participant's taker order (`taker` = (account, order_id)) meets the background and other
         accounts' orders, is filled as a taker at each level, and never trades with its own
-        account's orders: SELF's are skipped and left resting (the console's hedges), another
-        account's are cancelled once the walk reaches their price (Hyperliquid's self-trade
-        prevention: the resting order is cancelled, no fee).
+        account's orders: SELF's are skipped and left resting (the console's hedges); another
+        account's own order is cancelled when the walk reaches it in price-time order, and the
+        walk goes on (Hyperliquid's self-trade prevention: the resting order is cancelled, no
+        fee). An own order the walk does not reach (behind what it took) stays.
         """
         book = self._book
         if side is Side.BUY:
             level_ticks, level_lots, ours, is_bid = book.ask_ticks, book.ask_lots, self._asks, False
         else:
             level_ticks, level_lots, ours, is_bid = book.bid_ticks, book.bid_lots, self._bids, True
-        if taker is not None:
-            account = taker[0]
-            ours_walked = [o for o in ours if o.account != account] if ours else ours
+        stp: str | None = None  # the account whose own orders the walk cancels on reaching them
+        if taker is None:
+            ours_walked = ours
+        elif taker[0] == SELF:
+            ours_walked = [o for o in ours if o.account != SELF] if ours else ours
         else:
             ours_walked = ours
+            stp = taker[0]
+        self_hits: list[_RestingOrder] = []
         n_levels = len(level_ticks)
         n_ours = len(ours_walked)
         prices, sizes = self._prices, self._sizes
         remaining = lots
         i = j = 0
         any_done = False
-        reached: int | None = None
         while remaining:
             while i < n_levels and not level_lots[i]:
                 i += 1
@@ -577,7 +581,6 @@ class SimMarket:
                 ticks <= limit_ticks if is_bid else ticks >= limit_ticks
             ):
                 break
-            reached = ticks
             shown = level_lots[i] if i < n_levels and level_ticks[i] == ticks else 0
             traded = 0
             background_done = 0
@@ -592,6 +595,9 @@ class SimMarket:
                     take = ahead if ahead < remaining else remaining
                     background_done += take
                     remaining -= take
+                if remaining and order.account == stp:  # reached our own order: cancel it
+                    self_hits.append(order)
+                    continue
                 if remaining:
                     take = order.leaves_lots if order.leaves_lots < remaining else remaining
                     remaining -= take
@@ -611,38 +617,27 @@ class SimMarket:
                     if order.leaves_lots and order.queue_ahead_lots:
                         order.queue_ahead_lots = max(0, order.queue_ahead_lots - background_done)
             traded += background_done
+            if not traded:  # a level holding only the taker's own orders, now cancelled
+                continue
             price = prices[ticks]
             if taker is not None:
                 self._taker_fill(taker[0], taker[1], side, price, traded, remaining, ts, events)
             events.append(Trade(ts, price, sizes[traded], side))
         if any_done:
             ours[:] = [o for o in ours if o.leaves_lots]
+        if self_hits:
+            gone = {id(o) for o in self_hits}
+            ours[:] = [o for o in ours if id(o) not in gone]
+            for order in self_hits:
+                del self._orders[order.order_id]
+                self._emit(order.account, OrderCanceled(ts, order.order_id), None, "selfTrade")
         if taker is not None:
             for order in ours:  # the taker ate background in front of resting orders
                 if order.queue_ahead_lots:
                     shown = book.lots_at(is_bid, order.ticks)
                     if shown < order.queue_ahead_lots:
                         order.queue_ahead_lots = shown
-            if taker[0] != SELF and len(ours_walked) != len(ours):
-                if remaining and limit_ticks is not None:  # it would have gone on to its limit
-                    reached = math.ceil(limit_ticks) if is_bid else math.floor(limit_ticks)
-                if reached is not None:
-                    self._cancel_self_trades(taker[0], ours, is_bid, reached, ts)
         return remaining
-
-    def _cancel_self_trades(
-        self, account: str, orders: list[_RestingOrder], is_bid: bool, reached: int, ts: int
-    ) -> None:
-        """Cancel `account`'s resting orders its own taker order reached (as good as `reached`)."""
-        hit = [
-            o
-            for o in orders
-            if o.account == account and (o.ticks >= reached if is_bid else o.ticks <= reached)
-        ]
-        for order in hit:
-            orders.remove(order)
-            del self._orders[order.order_id]
-            self._emit(account, OrderCanceled(ts, order.order_id), None, "selfTrade")
 
     # ---- fills and the account ------------------------------------------------------------------
 
@@ -748,9 +743,10 @@ class SimMarket:
             self._asks[:] = [o for o in self._asks if o.account != account]
 
     def cancel_everything(self, note: str) -> list[tuple[str, str]]:
-        """The venue cancels every resting order of every account (as a network upgrade does);
-        each account hears `OrderCanceled` with `note`. Returns (account, order_id) cancelled."""
-        gone = [(o.account, o.order_id) for o in self._orders.values()]
+        """The venue cancels every resting order of every participant account (as a network
+        upgrade does; SELF, the console's account, is not a participant and keeps its orders);
+        each account hears `OrderCanceled` with `note` in `outbox`. Returns what was cancelled."""
+        gone = [(o.account, o.order_id) for o in self._orders.values() if o.account != SELF]
         for account in {a for a, _ in gone}:
             self._cancel_all(account, self.now_ns, [], note)
         return gone
