@@ -1,0 +1,502 @@
+"""Hyperliquid as a venue of the live shell: market and account events in, the core's actions out.
+
+The shell pulls, as it does from the embedded exchange: `next_ts_ns` says when the venue next
+has something (the arrival time of the oldest message not yet handed over), `step()` hands over
+one batch of core events, `submit()` queues an action. Behind that, two tasks on the event loop:
+the reader turns WebSocket frames (l2Book, trades, orderUpdates, userFills) into core events
+stamped on arrival, the sender signs and posts actions over one keep-alive `httpx.AsyncClient`
+and turns the replies into events (accepted, rejected, cancelled). `wake` is called whenever
+something arrives, so the shell never waits for its next tick to see it.
+
+Orders: quotes are ALO with a client order id (cloid) derived from the core's order id, prices
+rounded away from the touch onto the instrument's grid (bids down, asks up), sizes down to the
+lot; a quote below the $10 minimum is refused here, with the reason, and never sent. Hedges are
+IOC limits at the mid -+ `slippage_bps`. Fills are taken from userFills only (the IOC reply says
+how much will come), once each by trade id; an IOC's unfilled rest is reported cancelled only
+after its fills, so the core never sees a fill for an order it thinks is gone.
+
+When the WebSocket drops, every open quote is cancelled over REST at once, and the feed resumes
+only after a reconnect (with backoff) and a fresh book: the core never quotes on a stale book.
+
+First cut: no batchModify requotes, no scheduleCancel heartbeat, no start-up reconciliation of
+position and fills yet (see the README's status of the Hyperliquid venue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import msgspec
+import websockets
+
+from engine.events import (
+    Action,
+    BookUpdate,
+    CancelAll,
+    CancelOrder,
+    CancelRejected,
+    Fill,
+    Instrument,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    PlaceHedge,
+    PlaceQuote,
+    Side,
+    VenueEvent,
+)
+from engine.venues.hyperliquid import wire
+from engine.venues.hyperliquid.grid import Grid
+from engine.venues.hyperliquid.signing import (
+    NonceClock,
+    OrderWire,
+    Signer,
+    cancel_by_cloid_action,
+    order_action,
+    order_wire,
+)
+
+_NEVER = 1 << 62
+_PING_S = 50.0
+_JSON = msgspec.json.Encoder()
+_DONE_STATUSES = frozenset({"canceled", "rejected", "filled"})
+
+
+class VenueError(RuntimeError):
+    """The venue cannot be used (unreachable at start, unknown coin): one line."""
+
+
+@dataclass(slots=True)
+class _Ours:
+    """One of our orders as the venue knows it."""
+
+    order_id: str
+    cloid: str
+    side: Side
+    size: Decimal
+    is_ioc: bool
+    oid: int | None = None
+    filled: Decimal = Decimal(0)
+    expected: Decimal | None = None
+    """For an IOC: how much the reply said was filled (its fills may come later)."""
+    done: bool = False
+
+
+def cloid_of(order_id: str, prefix: str = "7064") -> str:
+    """A cloid for one of our order ids: our 2-byte prefix, then 14 bytes of its hash."""
+    return "0x" + prefix + hashlib.sha256(order_id.encode()).hexdigest()[:28]
+
+
+class HyperliquidVenue:
+    """One coin on Hyperliquid (mainnet, testnet or the local exchange) for one account."""
+
+    name = "hyperliquid"
+
+    def __init__(
+        self,
+        http_url: str,
+        ws_url: str,
+        signer: Signer,
+        account: str,
+        coin: str,
+        *,
+        mainnet: bool,
+        clock: Callable[[], int] = time.time_ns,
+        slippage_bps: float = 50.0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.http_url = http_url.rstrip("/")
+        self.ws_url = ws_url
+        self.signer = signer
+        self.account = account.lower()
+        self.coin = coin
+        self.mainnet = mainnet
+        self.clock = clock
+        self.slippage = Decimal(repr(slippage_bps)) / Decimal(10_000)
+        self.nonces = NonceClock()
+        self.http = httpx.AsyncClient(base_url=self.http_url, timeout=timeout_s)
+        self.instrument = Instrument(coin, 1.0, 1.0)
+        self.grid = Grid(0)
+        self.asset = -1
+        self.wake: Callable[[], None] = lambda: None
+        self._inbox: deque[tuple[int, list[VenueEvent]]] = deque()
+        self._actions: asyncio.Queue[Action] = asyncio.Queue()
+        self._orders: dict[str, _Ours] = {}
+        self._by_cloid: dict[str, _Ours] = {}
+        self._by_oid: dict[int, _Ours] = {}
+        self._tids: set[int] = set()
+        self._mid: Decimal | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ws: Any = None
+        self.connected = asyncio.Event()
+        self.drops = 0
+        self.errors: deque[str] = deque(maxlen=50)
+        self._closing = False
+        self._skip_trades = True
+
+    # ---- the pull interface ----------------------------------------------------------------
+
+    @property
+    def next_ts_ns(self) -> int:
+        return self._inbox[0][0] if self._inbox else _NEVER
+
+    def step(self) -> list[VenueEvent]:
+        return self._inbox.popleft()[1] if self._inbox else []
+
+    def submit(self, action: Action, now_ns: int) -> None:
+        """Queue an action; it is sent at once by the sender task (never blocks the core)."""
+        self._actions.put_nowait(action)
+
+    def resting_orders(self) -> list[tuple[str, Side, float, float]]:
+        """Our orders the venue has confirmed and not yet reported gone."""
+        return [
+            (o.order_id, o.side, 0.0, float(o.size - o.filled))
+            for o in self._orders.values()
+            if o.oid is not None and not o.done
+        ]
+
+    def _emit(self, events: list[VenueEvent]) -> None:
+        if events:
+            self._inbox.append((self.clock(), events))
+            self.wake()
+
+    # ---- start and stop --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read the instrument, take the first book, connect the feeds, start the tasks."""
+        try:
+            meta = wire.decode_meta(await self._info({"type": "meta"}))
+            self.asset, info = meta.asset(self.coin)
+        except (httpx.HTTPError, wire.WireError, KeyError, LookupError) as exc:
+            raise VenueError(
+                f"{self.http_url}: cannot read the {self.coin} market: {exc}"
+            ) from None
+        self.grid = Grid(info.sz_decimals)
+        book = wire.decode_l2_book(await self._info({"type": "l2Book", "coin": self.coin}))
+        event = wire.book_event(book, self.clock())
+        self._note_mid(event)
+        tick = float(self.grid.tick(self._mid or Decimal(1)))
+        lot = float(Decimal(1).scaleb(-info.sz_decimals))
+        self.instrument = Instrument(self.coin, tick, lot)
+        self._emit([event])
+        self._tasks = [
+            asyncio.create_task(self._feed(), name="hyperliquid-feed"),
+            asyncio.create_task(self._sender(), name="hyperliquid-sender"),
+        ]
+        await asyncio.wait_for(self.connected.wait(), 10)
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        await self.http.aclose()
+
+    # ---- REST --------------------------------------------------------------------------------
+
+    async def _info(self, body: dict[str, Any]) -> bytes:
+        reply = await self.http.post("/info", content=_JSON.encode(body),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        reply.raise_for_status()
+        return reply.content
+
+    async def _post_action(self, action: dict[str, Any]) -> wire.ExchangeReply:
+        nonce = self.nonces.next()
+        signature = self.signer.sign_l1(action, nonce, mainnet=self.mainnet)
+        body = {"action": action, "nonce": nonce, "signature": signature,
+                "vaultAddress": None, "expiresAfter": None}  # fmt: skip
+        reply = await self.http.post("/exchange", content=_JSON.encode(body),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        if reply.status_code != 200:
+            return wire.ExchangeReply(False, error=f"HTTP {reply.status_code}: {reply.text[:200]}")
+        return wire.decode_exchange_reply(reply.content)
+
+    # ---- the sender ------------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        while True:
+            action = await self._actions.get()
+            batch = [action]
+            while not self._actions.empty():
+                batch.append(self._actions.get_nowait())
+            quotes = [a for a in batch if isinstance(a, PlaceQuote)]
+            try:
+                for item in batch:
+                    if isinstance(item, CancelOrder):
+                        await self._cancel([item.order_id])
+                    elif isinstance(item, CancelAll):
+                        await self._cancel_all()
+                    elif isinstance(item, PlaceHedge):
+                        await self._hedge(item)
+                if quotes:
+                    await self._place(quotes)
+            except Exception as exc:  # a failed send is the core's to handle: say so
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                self._emit(self._failed(batch, f"send failed: {type(exc).__name__}: {exc}"))
+
+    def _failed(self, batch: list[Action], reason: str) -> list[VenueEvent]:
+        now = self.clock()
+        out: list[VenueEvent] = []
+        for action in batch:
+            if isinstance(action, PlaceQuote | PlaceHedge):
+                ours = self._orders.get(action.order_id)
+                if ours is not None and ours.oid is None and not ours.done:
+                    ours.done = True
+                    out.append(OrderRejected(now, action.order_id, reason))
+            elif isinstance(action, CancelOrder):
+                out.append(CancelRejected(now, action.order_id, reason))
+        return out
+
+    def _track(self, order_id: str, side: Side, size: Decimal, is_ioc: bool) -> _Ours:
+        ours = _Ours(order_id, cloid_of(order_id), side, size, is_ioc)
+        self._orders[order_id] = ours
+        self._by_cloid[ours.cloid] = ours
+        return ours
+
+    async def _place(self, quotes: list[PlaceQuote]) -> None:
+        now = self.clock()
+        refused: list[VenueEvent] = []
+        sent: list[_Ours] = []
+        wires: list[OrderWire] = []
+        for quote in quotes:
+            is_buy = quote.side is Side.BUY
+            px = self.grid.price_bid(quote.price) if is_buy else self.grid.price_ask(quote.price)
+            sz = self.grid.size(quote.size_base)
+            if sz <= 0 or not self.grid.min_notional_ok(px, sz):
+                reason = f"below the $10 minimum order value ({sz} at {px})"
+                refused.append(OrderRejected(now, quote.order_id, reason))
+                continue
+            ours = self._track(quote.order_id, quote.side, sz, False)
+            sent.append(ours)
+            wires.append(order_wire(self.asset, is_buy, self.grid.wire(px),
+                                    self.grid.wire(sz), False, "Alo", ours.cloid))  # fmt: skip
+        self._emit(refused)
+        if wires:
+            reply = await self._post_action(order_action(wires))
+            self._emit(self._order_outcomes(sent, reply))
+
+    async def _hedge(self, hedge: PlaceHedge) -> None:
+        mid = self._mid
+        is_buy = hedge.side is Side.BUY
+        sz = self.grid.size(hedge.size_base)
+        if mid is None or sz <= 0:
+            self._emit([OrderRejected(self.clock(), hedge.order_id, "no book to price a hedge")])
+            return
+        limit = mid * (1 + self.slippage) if is_buy else mid * (1 - self.slippage)
+        px = self.grid.price_ask(limit) if is_buy else self.grid.price_bid(limit)
+        ours = self._track(hedge.order_id, hedge.side, sz, True)
+        order = order_wire(self.asset, is_buy, self.grid.wire(px), self.grid.wire(sz), False,
+                           "Ioc", ours.cloid)  # fmt: skip
+        reply = await self._post_action(order_action([order]))
+        self._emit(self._order_outcomes([ours], reply))
+
+    def _order_outcomes(self, sent: list[_Ours], reply: wire.ExchangeReply) -> list[VenueEvent]:
+        now = self.clock()
+        out: list[VenueEvent] = []
+        if not reply.ok or len(reply.statuses) not in (1, len(sent)):
+            reason = reply.error or f"unexpected reply: {reply.statuses!r}"[:200]
+            for ours in sent:
+                ours.done = True
+                out.append(OrderRejected(now, ours.order_id, reason))
+            return out
+        statuses = reply.statuses * len(sent) if len(reply.statuses) == 1 else reply.statuses
+        for ours, status in zip(sent, statuses, strict=True):
+            if isinstance(status, wire.Resting):
+                self._known(ours, int(status.oid))
+                out.append(OrderAccepted(now, ours.order_id))
+            elif isinstance(status, wire.Filled):
+                self._known(ours, int(status.oid))
+                ours.expected = Decimal(status.total_sz)
+                out.extend(self._ioc_done(ours))
+            elif isinstance(status, wire.StatusError):
+                ours.done = True
+                if ours.is_ioc and "could not immediately match" in status.error:
+                    out.append(OrderCanceled(now, ours.order_id))  # an IOC that met nothing
+                else:
+                    out.append(OrderRejected(now, ours.order_id, status.error))
+            else:
+                ours.done = True
+                out.append(OrderRejected(now, ours.order_id, f"unexpected status {status!r}"))
+        return out
+
+    def _known(self, ours: _Ours, oid: int) -> None:
+        ours.oid = oid
+        self._by_oid[oid] = ours
+
+    def _ioc_done(self, ours: _Ours) -> list[VenueEvent]:
+        """An IOC's rest is cancelled once all the fills its reply announced have come."""
+        if ours.done or ours.expected is None or ours.filled < ours.expected:
+            return []
+        ours.done = True
+        if ours.filled < ours.size:
+            return [OrderCanceled(self.clock(), ours.order_id)]
+        return []
+
+    async def _cancel(self, order_ids: list[str]) -> None:
+        now = self.clock()
+        targets: list[_Ours] = []
+        out: list[VenueEvent] = []
+        for order_id in order_ids:
+            ours = self._orders.get(order_id)
+            if ours is None or ours.done:
+                out.append(CancelRejected(now, order_id, "unknown order"))
+            else:
+                targets.append(ours)
+        self._emit(out)
+        if not targets:
+            return
+        reply = await self._post_action(
+            cancel_by_cloid_action([(self.asset, o.cloid) for o in targets])
+        )
+        now = self.clock()
+        out = []
+        statuses = reply.statuses if reply.ok else []
+        if len(statuses) == 1 and len(targets) > 1:
+            statuses = statuses * len(targets)
+        for index, ours in enumerate(targets):
+            status = statuses[index] if index < len(statuses) else None
+            if status == "success":
+                if not ours.done:
+                    ours.done = True
+                    out.append(OrderCanceled(now, ours.order_id))
+            elif not ours.done:
+                reason = (
+                    status.error if isinstance(status, wire.StatusError)
+                    else reply.error or "cancel not confirmed"
+                )  # fmt: skip
+                out.append(CancelRejected(now, ours.order_id, reason))
+        self._emit(out)
+
+    async def _cancel_all(self) -> None:
+        live = [o.order_id for o in self._orders.values() if not o.done and not o.is_ioc]
+        if live:
+            await self._cancel(live)
+
+    # ---- the feed ----------------------------------------------------------------------------
+
+    async def _feed(self) -> None:
+        """Connect, subscribe, read; on a drop pull the quotes, reconnect with backoff."""
+        backoff = 0.5
+        while not self._closing:
+            try:
+                async with websockets.connect(self.ws_url, ping_interval=None,
+                                              max_size=2**22) as ws:  # fmt: skip
+                    self._ws = ws
+                    await self._subscribe(ws)
+                    backoff = 0.5
+                    pinger = asyncio.create_task(self._ping(ws))
+                    try:
+                        async for frame in ws:
+                            self._on_frame(frame)
+                    finally:
+                        pinger.cancel()
+            except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+                self.errors.append(f"feed: {type(exc).__name__}: {exc}")
+            if self._closing:
+                return
+            self.connected.clear()
+            self.drops += 1
+            await self._pull_quotes()
+            await asyncio.sleep(backoff * (1 + random.random()))
+            backoff = min(backoff * 2, 10.0)
+
+    async def _pull_quotes(self) -> None:
+        """The feed is gone: our quotes must not outlive it."""
+        with contextlib.suppress(Exception):
+            await self._cancel_all()
+
+    async def _subscribe(self, ws: Any) -> None:
+        user = self.account
+        subscriptions: list[dict[str, Any]] = [
+            {"type": "l2Book", "coin": self.coin},
+            {"type": "trades", "coin": self.coin},
+            {"type": "orderUpdates", "user": user},
+            {"type": "userFills", "user": user},
+        ]
+        for sub in subscriptions:
+            await ws.send(wire.encode_subscribe(sub).decode())
+        self._skip_trades = True  # the first trades message is history, not news
+        self.connected.set()
+
+    async def _ping(self, ws: Any) -> None:
+        while True:
+            await asyncio.sleep(_PING_S)
+            await ws.send(wire.PING.decode())
+
+    def _note_mid(self, event: BookUpdate) -> None:
+        if event.bids and event.asks:
+            self._mid = (Decimal(repr(event.bids[0][0])) + Decimal(repr(event.asks[0][0]))) / 2
+
+    def _on_frame(self, frame: str | bytes) -> None:
+        try:
+            message = wire.parse(frame)
+        except wire.WireError as exc:
+            self.errors.append(str(exc))
+            return
+        now = self.clock()
+        if isinstance(message, wire.WsBook):
+            event = wire.book_event(message, now)
+            self._note_mid(event)
+            self._emit([event])
+        elif isinstance(message, wire.WsTrades):
+            if self._skip_trades:
+                self._skip_trades = False
+                return
+            self._emit(list(wire.trade_events(message)))
+        elif isinstance(message, wire.WsUserFills):
+            if not message.is_snapshot:
+                self._emit(self._fills(message.fills, now))
+        elif isinstance(message, wire.OrderUpdates):
+            self._emit(self._updates(message.updates, now))
+
+    def _fills(self, fills: list[wire.WsFill], now: int) -> list[VenueEvent]:
+        out: list[VenueEvent] = []
+        for fill in fills:
+            tid = int(fill.tid)
+            if tid in self._tids:
+                continue
+            self._tids.add(tid)
+            ours = self._by_cloid.get(fill.cloid or "") or self._by_oid.get(int(fill.oid))
+            sz = wire.fill_sz(fill)
+            if ours is None:  # not ours: the gate refuses it and says so
+                order_id, leaves = f"hl-oid-{fill.oid}", Decimal(0)
+            else:
+                ours.filled += sz
+                order_id, leaves = ours.order_id, max(Decimal(0), ours.size - ours.filled)
+                if not ours.is_ioc and leaves == 0:
+                    ours.done = True
+            out.append(Fill(now, order_id, wire.fill_side(fill), float(wire.fill_px(fill)),
+                            float(sz), float(wire.fill_fee(fill)), wire.is_maker(fill),
+                            float(leaves)))  # fmt: skip
+            if ours is not None and ours.is_ioc:
+                out.extend(self._ioc_done(ours))
+        return out
+
+    def _updates(self, updates: list[wire.WsOrderUpdate], now: int) -> list[VenueEvent]:
+        out: list[VenueEvent] = []
+        for update in updates:
+            order = update.order
+            ours = self._by_cloid.get(order.cloid or "") or self._by_oid.get(int(order.oid))
+            if ours is None or ours.done or ours.is_ioc:
+                continue
+            status = update.status
+            if status == "open" or status == "filled":
+                continue  # accepted via the reply; fills come on their own channel
+            ours.done = True  # canceled, *Canceled, rejected: gone
+            out.append(OrderCanceled(now, ours.order_id))
+        return out
