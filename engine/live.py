@@ -86,20 +86,35 @@ class LiveEngine:
         epoch_s: float | None = None,
         lag_window_s: float = 10.0,
         order_id_prefix: str = "",
+        venue: Any = None,
     ) -> None:
-        check_venue(settings)
         self.settings = settings
         self.epoch_s = time.time() if epoch_s is None else epoch_s
         """Wall-clock time (Unix seconds) when the engine was built, at sim time `sim0_ns`."""
-        # The sim's clock starts on the wall clock's epoch, so the core's day roll (the daily
-        # loss limit) falls on UTC midnight, as it would at a real venue.
-        self.params = (
-            params
-            if params is not None
-            else sim_params(settings.sim, start_ns=round(self.epoch_s * _NS_PER_S))
-        )
-        self.sim0_ns = self.params.start_ns
-        self.market = SimMarket(self.params)
+        self.realtime = venue is not None and bool(getattr(venue, "realtime", False))
+        """A venue whose events arrive on the wall clock (a network venue, started and
+        stopped by the loop), as opposed to the embedded exchange the engine steps itself."""
+        if venue is None:
+            check_venue(settings)
+            # The sim's clock starts on the wall clock's epoch, so the core's day roll (the
+            # daily loss limit) falls on UTC midnight, as it would at a real venue.
+            self.params: SimParams | None = (
+                params
+                if params is not None
+                else sim_params(settings.sim, start_ns=round(self.epoch_s * _NS_PER_S))
+            )
+            self.sim0_ns = self.params.start_ns
+            self.market: Any = SimMarket(self.params)
+            self.venue_name = "sim"
+            self.speed = settings.sim.speed
+            latency_ms = self.params.latency_ms
+        else:
+            self.params = None
+            self.sim0_ns = round(self.epoch_s * _NS_PER_S)
+            self.market = venue
+            self.venue_name = venue.name
+            self.speed = 1.0
+            latency_ms = 0.0
         self.quoter = Quoter(
             settings.strategy,
             settings.risk,
@@ -108,17 +123,18 @@ class LiveEngine:
             ladder_levels=settings.ui.ladder_levels,
             order_id_prefix=order_id_prefix,
         )
-        self.venue_name = "sim"
-        self.speed = settings.sim.speed
         self.publish_hz = publish_hz
         self._clock: Clock = clock if clock is not None else time.monotonic_ns
         self._sleep: Sleep | None = sleep
         self._timer_ns = round(timer_interval_s * _NS_PER_S)
         self._max_sleep_s = max_sleep_s
         self._publish_ns = round(_NS_PER_S / publish_hz)
-        self._latency_ns = round(self.params.latency_ms * _NS_PER_MS)
+        self._latency_ns = round(latency_ms * _NS_PER_MS)
 
         self._wall0_ns = self._clock()
+        if self.realtime:  # a started network venue: events on our clock, wake us on arrival
+            self.market.clock = self.sim_now_ns
+            self.market.wake = self.wake
         self._core_now_ns = self.sim0_ns
         """The latest sim time handed to the core; it never goes back."""
         self._next_timer_ns = self.sim0_ns
@@ -429,7 +445,56 @@ class LiveEngine:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.realtime:
+            return await self._close_realtime()
         return self.close()
+
+    async def _close_realtime(self) -> int:
+        """Shutdown on a network venue: pause, cancel all, and keep handing the venue's answers
+        to the core on the wall clock until every cancel is confirmed (retrying the cancel-all
+        now and then), for up to `venue.shutdown_timeout_s`; then close the connections."""
+        if self.closed:
+            return self.resting_left or 0
+        self._stopping = True
+        market, quoter = self.market, self.quoter
+        now = self.sim_now_ns()
+        actions: list[Action] = []
+        if quoter.state is EngineState.QUOTING:
+            actions += quoter.on_command(SetPaused(True), now)
+        actions.append(CancelAll("shutdown: cancel all before exit"))
+        for action in actions:
+            market.submit(action, now)
+        give_up = time.monotonic() + self.shutdown_timeout_s
+        retry_at = time.monotonic() + 2.0
+        retries = 0
+        while time.monotonic() < give_up:
+            await asyncio.sleep(0.02)
+            now = self.sim_now_ns()
+            while market.next_ts_ns <= now:
+                for event in market.step():
+                    try:
+                        for action in quoter.on_event(event, now):
+                            if not isinstance(action, PlaceQuote):
+                                market.submit(action, now)
+                    except Exception as exc:
+                        self.errors += 1
+                        self.last_error = f"during shutdown: {type(exc).__name__}: {exc}"
+            self._core_now_ns = max(self._core_now_ns, now)
+            if not self._unconfirmed():
+                break
+            if time.monotonic() >= retry_at and retries < _SHUTDOWN_CANCEL_RETRIES:
+                retries += 1
+                retry_at = time.monotonic() + 2.0
+                market.submit(CancelAll(f"shutdown: cancel all, retry {retries}"), now)
+        self.unconfirmed_ids = self._unconfirmed()
+        self.resting_left = len(self.unconfirmed_ids)
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await market.close()
+        with contextlib.suppress(Exception):
+            self.snapshot = self.quoter.snapshot(self._core_now_ns)
+            self.snapshots_published += 1
+        return self.resting_left
 
     def close(self) -> int:
         """Shutdown without the loop: pause, cancel all, step until the venue confirms every

@@ -230,7 +230,7 @@ class JournaledEngine(LiveEngine):
 
     journal: Journal
     wall_ns: WallClock
-    market: JournaledVenue  # type: ignore[assignment]
+    market: JournaledVenue
 
     def attach(
         self, journal: Journal, wall_ns: WallClock, left_open: dict[str, int] | None = None

@@ -10,11 +10,13 @@ from decimal import Decimal
 import eth_account
 import pytest
 
+from engine.config import Settings, StrategySettings
 from engine.events import (
     BookUpdate,
     CancelAll,
     CancelOrder,
     Fill,
+    Kill,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -24,6 +26,8 @@ from engine.events import (
     VenueEvent,
 )
 from engine.exchange.app import ServerThread
+from engine.live import LiveEngine
+from engine.snapshot import EngineState
 from engine.venues.hyperliquid.signing import Signer
 from engine.venues.hyperliquid.venue import HyperliquidVenue, cloid_of
 
@@ -142,3 +146,42 @@ async def test_a_dropped_feed_pulls_the_quotes_and_comes_back_with_a_fresh_book(
     assert server_orders(srv, venue.account) == []
     await events_until(venue, lambda s: any(isinstance(e, BookUpdate) for e in s))
     assert venue.drops == 1 and venue.connected.is_set()
+
+
+async def test_the_live_engine_quotes_on_the_local_exchange_and_kill_leaves_nothing() -> None:
+    """The same engine the console runs, on the Hyperliquid venue: quotes rest on the server
+    as ALO orders with our cloids, the kill switch leaves no order there, and the shutdown
+    confirms every cancel."""
+    key = eth_account.Account.create()
+    fast_vol = {"vol_sample_interval_s": 0.2, "vol_min_samples": 3}
+    settings = Settings(strategy=StrategySettings(symbol="BTC", **fast_vol))
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        venue = HyperliquidVenue(
+            srv.url, f"ws://127.0.0.1:{srv.port}/ws", Signer(key.key.hex()), key.address,
+            "BTC", mainnet=False,
+        )  # fmt: skip
+        await venue.start()
+        engine = LiveEngine(settings, venue=venue)
+        engine.start()
+        try:
+            quoting = await wait_async(lambda: len(server_orders(srv, key.address)) == 2, 15)
+            assert quoting, engine.snapshot.status
+            orders = server_orders(srv, key.address)
+            assert {o["side"] for o in orders} == {"B", "A"}
+            assert all(str(o["cloid"]).startswith("0x7064") and o["tif"] == "Alo" for o in orders)
+            engine.send(Kill("test"))
+            assert await wait_async(lambda: server_orders(srv, key.address) == [], 5)
+            assert engine.snapshot.state is EngineState.KILLED
+        finally:
+            left = await engine.stop()
+        assert left == 0 and venue.drops == 0
+        assert server_orders(srv, key.address) == []
+
+
+async def wait_async(condition: Callable[[], bool], limit_s: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while asyncio.get_running_loop().time() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return condition()

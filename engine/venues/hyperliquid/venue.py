@@ -101,6 +101,8 @@ class HyperliquidVenue:
     """One coin on Hyperliquid (mainnet, testnet or the local exchange) for one account."""
 
     name = "hyperliquid"
+    realtime = True
+    """Events arrive on the wall clock; the shell starts and closes the connections."""
 
     def __init__(
         self,
@@ -142,9 +144,15 @@ class HyperliquidVenue:
         self.drops = 0
         self.errors: deque[str] = deque(maxlen=50)
         self._closing = False
+        self.position_base = 0.0
+        """Our position as the venue reports it: read at start, then moved by our fills."""
         self._skip_trades = True
 
     # ---- the pull interface ----------------------------------------------------------------
+
+    @property
+    def now_ns(self) -> int:
+        return self.clock()
 
     @property
     def next_ts_ns(self) -> int:
@@ -182,6 +190,10 @@ class HyperliquidVenue:
                 f"{self.http_url}: cannot read the {self.coin} market: {exc}"
             ) from None
         self.grid = Grid(info.sz_decimals)
+        state = wire.decode_clearinghouse_state(
+            await self._info({"type": "clearinghouseState", "user": self.account})
+        )
+        self.position_base = float(state.position(self.coin))
         book = wire.decode_l2_book(await self._info({"type": "l2Book", "coin": self.coin}))
         event = wire.book_event(book, self.clock())
         self._note_mid(event)
@@ -473,6 +485,8 @@ class HyperliquidVenue:
             self._tids.add(tid)
             ours = self._by_cloid.get(fill.cloid or "") or self._by_oid.get(int(fill.oid))
             sz = wire.fill_sz(fill)
+            side = wire.fill_side(fill)
+            self.position_base = float(Decimal(repr(self.position_base)) + side * sz)
             if ours is None:  # not ours: the gate refuses it and says so
                 order_id, leaves = f"hl-oid-{fill.oid}", Decimal(0)
             else:
@@ -480,7 +494,7 @@ class HyperliquidVenue:
                 order_id, leaves = ours.order_id, max(Decimal(0), ours.size - ours.filled)
                 if not ours.is_ioc and leaves == 0:
                     ours.done = True
-            out.append(Fill(now, order_id, wire.fill_side(fill), float(wire.fill_px(fill)),
+            out.append(Fill(now, order_id, side, float(wire.fill_px(fill)),
                             float(sz), float(wire.fill_fee(fill)), wire.is_maker(fill),
                             float(leaves)))  # fmt: skip
             if ours is not None and ours.is_ioc:
