@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -14,7 +15,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -34,6 +43,11 @@ SECRET_MASK = "********"
 # Every section rejects unknown keys (a typo must not silently fall back to a default), is
 # frozen (engine and screen share one instance), and refuses inf/nan.
 _SECTION_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+# A Hyperliquid (Ethereum) address, and a run of 64 hex digits: a private key, never echoed.
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_KEY_LIKE = re.compile(r"[0-9a-fA-F]{64}")
+_HTTP_URL = re.compile(r"https?://[^/?#\s]+", re.IGNORECASE)
 
 # Raised by cross-field checks so the error reads like any other: `section.field = value: rule`.
 _CROSS_FIELD_ERROR = "cross_field"
@@ -224,10 +238,19 @@ class RiskSettings(BaseModel):
 class VenueSettings(BaseModel):
     """Where orders go, what it charges, and how we sign in."""
 
-    model_config = _SECTION_CONFIG
+    # hide_input_in_errors: a VenueSettings built directly (not by load_settings) must not put
+    # a mistyped value, say a private key pasted into account_address, in its ValidationError.
+    model_config = _SECTION_CONFIG | ConfigDict(hide_input_in_errors=True)
 
     name: Literal["sim", "purpleflea", "hyperliquid"] = Field(
         default="sim", description="venue: sim (built-in exchange), purpleflea or hyperliquid"
+    )
+    network: Literal["mainnet", "testnet", "local"] = Field(
+        default="testnet",
+        description=(
+            "hyperliquid network: testnet, local (perpdesk exchange) or mainnet (only if this"
+            " file says so)"
+        ),
     )
     maker_fee_pct: float = Field(
         default=-0.025, description="maker fee, in % of notional; negative = rebate received"
@@ -236,13 +259,61 @@ class VenueSettings(BaseModel):
     api_key: SecretStr | None = Field(
         default=None, description="API key; prefer PERPDESK_VENUE__API_KEY (never printed)"
     )
-    api_url: str | None = Field(default=None, description="API base URL (venue default if not set)")
+    api_url: str | None = Field(
+        default=None,
+        description="API base URL, overrides the network's (local: http://127.0.0.1:8800)",
+    )
+    account_address: str | None = Field(
+        default=None,
+        description="hyperliquid master account, 0x + 40 hex (the API wallet trades for it)",
+    )
+    secret_key_file: str | None = Field(
+        default=None,
+        description="file holding the API wallet's private key, hex; owner-only (chmod 600)",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="API wallet's key: from PERPDESK_VENUE__SECRET_KEY only, never a config file",
+    )
     shutdown_timeout_s: float = Field(
         default=30.0,
         gt=0,
         le=600,
         description="at exit, wait this long for the venue to confirm every cancel, in s",
     )
+
+    @field_validator("account_address")
+    @classmethod
+    def _account_is_an_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _ADDRESS.fullmatch(value):
+            raise PydanticCustomError(
+                "address", "must be an address: 0x and 40 hex digits (the master account's)"
+            )
+        return value.lower()
+
+    @field_validator("secret_key_file")
+    @classmethod
+    def _key_file_is_a_path(cls, value: str | None) -> str | None:
+        if value is not None and _KEY_LIKE.search(value):
+            raise PydanticCustomError(
+                "key_not_path",
+                "is a private key, not a path: put the key in a file only you can read"
+                " and name the file here",
+            )
+        if value is not None and not value.strip():
+            raise PydanticCustomError("string_too_short", "must not be empty")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.match(value):
+            raise PydanticCustomError(
+                "url", "must be an http:// or https:// URL (e.g. http://127.0.0.1:8800)"
+            )
+        return value
 
 
 class SimSettings(BaseModel):
@@ -359,6 +430,9 @@ class UiSettings(BaseModel):
 class _SourceInputs:
     toml_path: Path | None
     environ: Mapping[str, str]
+    # What the file itself says, filled in as it is read: the mainnet check asks the file, not
+    # the merged settings.
+    file_data: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 # load_settings passes its file and environment to settings_customise_sources (a classmethod
@@ -374,6 +448,9 @@ class Settings(BaseSettings):
         env_nested_delimiter=ENV_NESTED_DELIMITER,
         extra="forbid",
         frozen=True,
+        # str(ValidationError) never shows a value (it may be a key); load_settings' messages
+        # show values, masking the secret ones.
+        hide_input_in_errors=True,
     )
 
     strategy: StrategySettings = Field(
@@ -404,7 +481,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             _MappingEnvSource(settings_cls, inputs.environ),
-            _TomlFileSource(settings_cls, toml_file=inputs.toml_path),
+            _TomlFileSource(settings_cls, toml_file=inputs.toml_path, sink=inputs.file_data),
         )
 
 
@@ -422,7 +499,17 @@ class _MappingEnvSource(EnvSettingsSource):
 
 
 class _TomlFileSource(TomlConfigSettingsSource):
-    """The standard TOML source, with errors that name the file and a guard on secrets."""
+    """The standard TOML source, with errors that name the file and a guard on secrets; what
+    the file says is also copied into `sink`."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        toml_file: Path | None,
+        sink: dict[str, Any] | None = None,
+    ) -> None:
+        self._sink = sink  # set first: the base class reads the file in its __init__
+        super().__init__(settings_cls, toml_file=toml_file)
 
     def _read_file(self, file_path: Any) -> dict[str, Any]:
         try:
@@ -433,8 +520,29 @@ class _TomlFileSource(TomlConfigSettingsSource):
             raise ConfigError([f"config file {file_path}: not UTF-8 text: {err}"]) from None
         except OSError as err:
             raise ConfigError([f"config file {file_path}: cannot read: {err.strerror}"]) from None
+        _refuse_env_only_secrets(Path(file_path), data)
         _refuse_readable_secrets(Path(file_path), data)
+        if self._sink is not None:
+            self._sink.update(data)
         return data
+
+
+# Secrets that may come from the environment only: not even an owner-only file may hold them.
+_ENV_ONLY_SECRETS = ("venue.secret_key",)
+
+
+def _refuse_env_only_secrets(path: Path, data: Mapping[str, Any]) -> None:
+    # DESIGN: a private key never lives in a config file (files get copied, shared, committed);
+    # it comes from its own owner-only key file or the environment.
+    for dotted in _ENV_ONLY_SECRETS:
+        if _lookup(data, dotted) is not None:
+            env_var = ENV_PREFIX + dotted.replace(".", ENV_NESTED_DELIMITER).upper()
+            raise ConfigError(
+                [
+                    f"config file {path}: {dotted} must not be in a config file; remove it and"
+                    f" set {env_var} or {dotted}_file (a key file only you can read)"
+                ]
+            )
 
 
 def _refuse_readable_secrets(path: Path, data: Mapping[str, Any]) -> None:
@@ -507,15 +615,89 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     """Settings from defaults, the TOML file, then `env` (os.environ if None); or ConfigError."""
     environ = os.environ if env is None else env
     toml_path = find_config_file(path)
-    token = _SOURCE_INPUTS.set(_SourceInputs(toml_path=toml_path, environ=environ))
+    inputs = _SourceInputs(toml_path=toml_path, environ=environ)
+    token = _SOURCE_INPUTS.set(inputs)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
         raise ConfigError([_describe(e, environ) for e in err.errors()]) from None
     except SettingsError as err:
         raise ConfigError([_describe_env_parse_error(err, environ)]) from None
     finally:
         _SOURCE_INPUTS.reset(token)
+    check_mainnet(settings, inputs.file_data, path=toml_path, environ=environ)
+    return settings
+
+
+def check_mainnet(
+    settings: Settings,
+    file_data: Mapping[str, Any],
+    *,
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse mainnet unless the config file itself says `network = "mainnet"` under [venue].
+
+    `file_data` is what the file says (empty without one). An environment variable (or an
+    init keyword) alone cannot switch a desk to real money: a stray export must not do it.
+    load_settings calls this; code that builds Settings another way must call it too.
+    """
+    if settings.venue.network != "mainnet" or _lookup(file_data, "venue.network") == "mainnet":
+        return
+    env_var = _env_var_for(["venue", "network"], {} if environ is None else environ)
+    source = f" (from {env_var})" if env_var else ""
+    where = f"in {path}" if path is not None else "in the config file (perpdesk.toml or --config)"
+    raise ConfigError(
+        [
+            f'venue.network = "mainnet"{source}: mainnet must be set in the config file itself,'
+            f' not the environment; put network = "mainnet" under [venue] {where}'
+        ]
+    )
+
+
+# --- what the venue settings mean on Hyperliquid -------------------------------------------
+
+HYPERLIQUID_URLS: dict[str, str] = {
+    "mainnet": "https://api.hyperliquid.xyz",
+    "testnet": "https://api.hyperliquid-testnet.xyz",
+    "local": "http://127.0.0.1:8800",  # `perpdesk exchange` with its default host and port
+}
+_PERP_SUFFIX = "-PERP"
+_COIN = re.compile(r"[A-Za-z0-9]+")
+
+
+def venue_urls(venue: VenueSettings) -> tuple[str, str]:
+    """(HTTP base URL, WebSocket URL) of the venue: `api_url` if set, else the network's.
+
+    The WebSocket URL is the HTTP one with http -> ws (https -> wss) and /ws appended, as the
+    official SDK derives it.
+    """
+    http_url = (venue.api_url or HYPERLIQUID_URLS[venue.network]).rstrip("/")
+    scheme, sep, rest = http_url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise ConfigError(
+            [f"venue.api_url = {_toml_value(http_url)}: must be an http:// or https:// URL"]
+        )
+    ws_scheme = "wss" if scheme.lower() == "https" else "ws"
+    return http_url, f"{ws_scheme}://{rest}/ws"
+
+
+def hyperliquid_coin(symbol: str) -> str:
+    """The Hyperliquid perp coin for `strategy.symbol`: "BTC" -> "BTC", "BTC-PERP" -> "BTC".
+
+    Hyperliquid names a perp by its coin (meta.universe); the guide writes BTC-PERP for the same
+    market. Only the form is checked here (case is kept: kPEPE is a coin); whether the venue
+    lists the coin is for its meta to say.
+    """
+    coin = symbol[: -len(_PERP_SUFFIX)] if symbol.endswith(_PERP_SUFFIX) else symbol
+    if _COIN.fullmatch(coin):
+        return coin
+    shown = SECRET_MASK if _KEY_LIKE.search(symbol) else _toml_value(symbol)
+    if "/" in symbol or symbol.startswith("@"):
+        rule = "a spot market; perpdesk quotes perps: the coin name (BTC) or BTC-PERP"
+    else:
+        rule = "on hyperliquid, must be a perp's coin name (BTC) or the coin and -PERP (BTC-PERP)"
+    raise ConfigError([f"strategy.symbol = {shown}: {rule}"])
 
 
 # --- validation errors as `setting = value: what is allowed` -------------------------------
@@ -558,7 +740,7 @@ def _describe(error: ErrorDetails, environ: Mapping[str, str]) -> str:
         message = error["msg"]
         rule = message[:1].lower() + message[1:]
     env_var = _env_var_for(loc, environ)
-    if ".".join(loc) in _SECRET_PATHS:
+    if ".".join(loc) in _SECRET_PATHS or (isinstance(value, str) and _KEY_LIKE.search(value)):
         shown = SECRET_MASK
     elif env_var is not None and isinstance(value, str) and value:
         shown = mask_url(value)  # as the operator typed it in the shell, credentials masked
