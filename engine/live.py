@@ -58,10 +58,10 @@ class VenueUnavailable(Exception):
 def check_venue(settings: Settings) -> None:
     """Refuse, before anything starts, a venue we cannot run or a symbol it does not trade."""
     if settings.venue.name != "sim":
-        raise VenueUnavailable(
-            f"venue.name = {settings.venue.name!r}: only the embedded exchange ('sim') can "
-            'run live so far; set venue.name = "sim"'
-        )
+        from engine.venues.live import check_live_venue  # the network venues' own checks
+
+        check_live_venue(settings)
+        return
     traded = sim_params(settings.sim, start_ns=0).symbol
     if settings.strategy.symbol != traded:
         raise VenueUnavailable(
@@ -95,6 +95,11 @@ class LiveEngine:
         """A venue whose events arrive on the wall clock (a network venue, started and
         stopped by the loop), as opposed to the embedded exchange the engine steps itself."""
         if venue is None:
+            if settings.venue.name != "sim":
+                raise VenueUnavailable(
+                    f"venue.name = {settings.venue.name!r}: connect the venue first and give "
+                    "it to the engine (the shells do: perpdesk --headless)"
+                )
             check_venue(settings)
             # The sim's clock starts on the wall clock's epoch, so the core's day roll (the
             # daily loss limit) falls on UTC midnight, as it would at a real venue.

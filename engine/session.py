@@ -55,7 +55,6 @@ from engine.journal import CloseReport, Journal
 from engine.live import LiveEngine, check_venue, run_headless, signals_absorbed
 from engine.quoter import Quoter
 from engine.sim.configure import sim_params
-from engine.sim.market import SimMarket
 from engine.snapshot import EngineState
 from engine.validate import MessageGuard
 
@@ -68,13 +67,11 @@ class JournaledVenue:
     """The venue as the core sees it: actions journaled on the way out, events checked by the
     message gate and journaled on the way in (a refused event becomes an alert, or a kill)."""
 
-    def __init__(
-        self, venue: SimMarket, journal: Journal, quoter: Quoter, wall_ns: WallClock
-    ) -> None:
+    def __init__(self, venue: Any, journal: Journal, quoter: Quoter, wall_ns: WallClock) -> None:
         self.venue = venue
         self.journal = journal
         self.quoter = quoter
-        params = venue.params
+        params = getattr(venue, "params", None) or venue  # a network venue says its own fees
         top_fee_pct = max(abs(params.maker_fee_pct), abs(params.taker_fee_pct), 0.01)
         self.guard = MessageGuard(
             last_mid=None,
@@ -88,6 +85,7 @@ class JournaledVenue:
         """Venue times of the fills refused in the last minute."""
         self.refused_fills = 0
         self._position_check_due = False
+        self._position_check_why = "after a refused fill"
 
     def __getattr__(self, name: str) -> Any:  # the rest of the venue's surface, unchanged
         return getattr(self.venue, name)
@@ -165,7 +163,7 @@ class JournaledVenue:
             # Never booked, never hedged. Our picture of the account may be wrong: check the
             # venue's position (after the core has handled this batch), and stop on a second.
             self.refused_fills += 1
-            self._position_check_due = True
+            self.position_check("after a refused fill")
             times = self.refused_fill_ns
             times.append(now)
             while times and times[0] < now - _REFUSED_FILL_WINDOW_NS:
@@ -186,6 +184,11 @@ class JournaledVenue:
         for action in self.quoter.on_command(Kill(reason), now):
             self.submit(action, now)
 
+    def position_check(self, why: str) -> None:
+        """Check our position against the venue's after the next batch (it needs a mid)."""
+        self._position_check_why = why
+        self._position_check_due = True
+
     def check_position(self, now: int) -> None:
         """The venue's position is the truth: adopt it (and say so) if ours differs."""
         quoter = self.quoter
@@ -196,7 +199,7 @@ class JournaledVenue:
                 now,
                 Severity.INFO,
                 "reconcile",
-                f"position checked after a refused fill: venue and core agree at {ours:g}",
+                f"position checked {self._position_check_why}: venue and core agree at {ours:g}",
             )
             return
         if quoter.book.mid is None:
@@ -247,7 +250,7 @@ class JournaledEngine(LiveEngine):
         self._journal_failures_seen = journal.failure_count
         self._exit_marked = False
         self.close_report: CloseReport | None = None
-        self.market = JournaledVenue(self.market, journal, self.quoter, wall_ns)  # type: ignore[arg-type]
+        self.market = JournaledVenue(self.market, journal, self.quoter, wall_ns)
 
     def send(self, command: Command) -> None:
         self.journal.append(
@@ -380,6 +383,19 @@ class JournaledEngine(LiveEngine):
             return self.resting_left or 0
         self.mark_exit()
         left = super().close()
+        self._journal_close(left)
+        return left
+
+    async def _close_realtime(self) -> int:
+        if self.closed:
+            return self.resting_left or 0
+        self.mark_exit()
+        left = await super()._close_realtime()
+        self._journal_close(left)
+        return left
+
+    def _journal_close(self, left: int) -> None:
+        """After the shutdown's cancels: the core's last state, the mark, and how it ended."""
         self.journal_core()
         mark = self.quoter.ledger.mark_price
         if mark is not None:  # the mark the P&L was last taken at, so a restart adds up exactly
@@ -390,7 +406,6 @@ class JournaledEngine(LiveEngine):
             self.journal.append(
                 "shutdown_unconfirmed", self.wall_ns(), {"order_ids": list(self.unconfirmed_ids)}
             )
-        return left
 
     def mark_exit(self) -> None:
         """Record how the session is ending before anything at shutdown can fail."""
@@ -445,9 +460,12 @@ def open_engine(
     *,
     wall_ns: WallClock = time.time_ns,
     adopt_journal: bool = False,
+    venue: Any = None,
     **engine_options: Any,
 ) -> JournaledEngine:
-    """The engine for a live session in `state_dir`, carrying on from its journal."""
+    """The engine for a live session in `state_dir`, carrying on from its journal. With a
+    connected network `venue`, the venue's position is the truth: where the journal differs,
+    the core adopts the venue's and says so."""
     check_venue(settings)  # before the journal records a session that cannot run
     now = wall_ns()
     # The journal's own view, read once it holds the state directory's lock: nothing another
@@ -457,20 +475,28 @@ def open_engine(
         venue=settings.venue.name,
         symbol=settings.strategy.symbol,
         started_ns=now,
+        account=(settings.venue.account_address or "") if venue is not None else "",
         adopt=adopt_journal,
         stall_s=settings.risk.journal_stall_s,
     )
     try:
         rec = journal.recovered
-        params = sim_params(
-            settings.sim,
-            start_ns=now,
-            start_position_base=rec.ledger.position_base,
-            start_cash_usd=float(rec.ledger.cash),
-            start_price_usd=rec.last_mid or settings.sim.start_price_usd,
-        )
         prefix = f"s{journal.session}-{secrets.token_hex(2)}-"
-        engine = JournaledEngine(settings, params=params, order_id_prefix=prefix, **engine_options)
+        if venue is None:
+            params = sim_params(
+                settings.sim,
+                start_ns=now,
+                start_position_base=rec.ledger.position_base,
+                start_cash_usd=float(rec.ledger.cash),
+                start_price_usd=rec.last_mid or settings.sim.start_price_usd,
+            )
+            engine = JournaledEngine(
+                settings, params=params, order_id_prefix=prefix, **engine_options
+            )
+        else:
+            engine = JournaledEngine(
+                settings, venue=venue, order_id_prefix=prefix, **engine_options
+            )
         engine.attach(journal, wall_ns, rec.open_orders)
         kill_reason = (rec.kill_reason or "kill switch") if rec.killed else None
         engine.quoter.restore(rec.ledger, rec.day_start_net_usd, kill_reason, now)
@@ -483,6 +509,8 @@ def open_engine(
                 f"'{rec.last_exit}'; position {rec.position_base:+g}, "
                 f"day P&L ${rec.day_pnl_usd():+,.2f}",
             )
+        if venue is not None:  # once the first book gives a mid: the venue's position wins
+            engine.market.position_check("at start")
     except BaseException:
         journal.close("crash", wall_ns())
         raise
@@ -492,9 +520,23 @@ def open_engine(
 def main_headless(settings: Settings, state_dir: Path, *, adopt_journal: bool = False) -> int:
     """`perpdesk --headless`: a journaled session until SIGINT/SIGTERM/SIGHUP, then cancel all,
     record the exit and leave; 0 when no order is left at the venue."""
-    engine = open_engine(settings, state_dir, adopt_journal=adopt_journal)
+    check_venue(settings)  # a bad venue setting is one line before anything starts
+    network = settings.venue.name != "sim"
+    engine: JournaledEngine | None = (
+        None if network else open_engine(settings, state_dir, adopt_journal=adopt_journal)
+    )
 
     async def _main() -> int:
+        nonlocal engine
+        if engine is None:  # a network venue is connected inside the loop, then journaled
+            from engine.venues.live import open_hyperliquid
+
+            venue = await open_hyperliquid(settings)
+            try:
+                engine = open_engine(settings, state_dir, adopt_journal=adopt_journal, venue=venue)
+            except BaseException:
+                await venue.close()
+                raise
         stop_event = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -517,8 +559,9 @@ def main_headless(settings: Settings, state_dir: Path, *, adopt_journal: bool = 
         code = asyncio.run(_main())
     finally:
         with signals_absorbed():
-            if not engine.closed or engine.close_report is None:
+            if engine is not None and (not engine.closed or engine.close_report is None):
                 engine.finish("crash")
+    assert engine is not None
     for note in engine.exit_notes():
         print(note, file=sys.stderr)
     return code

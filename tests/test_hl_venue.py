@@ -4,8 +4,15 @@ venue's protocol code and the server's share nothing, so each side checks the ot
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from pathlib import Path
 
 import eth_account
 import pytest
@@ -185,3 +192,51 @@ async def wait_async(condition: Callable[[], bool], limit_s: float) -> bool:
             return True
         await asyncio.sleep(0.05)
     return condition()
+
+
+def test_headless_on_the_local_exchange_quotes_journals_and_leaves_nothing_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """`perpdesk --headless` with `[venue] name = "hyperliquid"`, `network = "local"`: quotes
+    rest on the server, SIGTERM cancels them all and the journal records a clean exit."""
+    key = eth_account.Account.create()
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "PERPDESK_VENUE__NAME": "hyperliquid",
+            "PERPDESK_VENUE__NETWORK": "local",
+            "PERPDESK_VENUE__API_URL": srv.url,
+            "PERPDESK_VENUE__ACCOUNT_ADDRESS": key.address,
+            "PERPDESK_VENUE__SECRET_KEY": key.key.hex(),
+            "PERPDESK_STRATEGY__SYMBOL": "BTC",
+            "PERPDESK_STRATEGY__VOL_SAMPLE_INTERVAL_S": "0.2",
+            "PERPDESK_STRATEGY__VOL_MIN_SAMPLES": "3",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", "--headless", "--state-dir", str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while len(server_orders(srv, key.address)) < 2 and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.1)
+            orders = server_orders(srv, key.address)
+            assert {o["side"] for o in orders} == {"B", "A"}, orders
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert server_orders(srv, key.address) == []
+        assert out.splitlines()[0] == "perpdesk headless: hyperliquid BTC"
+        assert "0 resting orders left at the venue" in out
+        assert key.key.hex()[2:] not in out + err
+    status = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "status", "--state-dir", str(tmp_path), "--json"],
+        capture_output=True, text=True, env={**os.environ}, check=True,
+    )  # fmt: skip
+    assert json.loads(status.stdout)["last_exit"] == "signal"

@@ -188,7 +188,7 @@ async def test_pnl_history_is_sampled_once_a_second() -> None:
     await engine.stop()
 
 
-def test_only_the_embedded_exchange_runs_live_so_far() -> None:
+def test_a_network_venue_must_be_connected_before_the_engine_takes_it() -> None:
     with pytest.raises(VenueUnavailable, match=r"venue\.name = 'hyperliquid'"):
         LiveEngine(Settings(venue=VenueSettings(name="hyperliquid")))
 

@@ -146,6 +146,9 @@ class HyperliquidVenue:
         self._closing = False
         self.position_base = 0.0
         """Our position as the venue reports it: read at start, then moved by our fills."""
+        self.maker_fee_pct = 0.015
+        self.taker_fee_pct = 0.045
+        """Our rates in % (userFees at start; each fill still carries its own fee)."""
         self._skip_trades = True
 
     # ---- the pull interface ----------------------------------------------------------------
@@ -194,6 +197,9 @@ class HyperliquidVenue:
             await self._info({"type": "clearinghouseState", "user": self.account})
         )
         self.position_base = float(state.position(self.coin))
+        fees = wire.decode_user_fees(await self._info({"type": "userFees", "user": self.account}))
+        self.maker_fee_pct = float(Decimal(fees.user_add_rate) * 100)
+        self.taker_fee_pct = float(Decimal(fees.user_cross_rate) * 100)
         book = wire.decode_l2_book(await self._info({"type": "l2Book", "coin": self.coin}))
         event = wire.book_event(book, self.clock())
         self._note_mid(event)
