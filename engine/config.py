@@ -275,12 +275,31 @@ class VenueSettings(BaseModel):
         default=None,
         description="API wallet's key: from PERPDESK_VENUE__SECRET_KEY only, never a config file",
     )
+    dead_mans_switch_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="hyperliquid: cancel all at the venue if we go silent this long, in s (0: off)",
+    )
+    slippage_bps: float = Field(
+        default=50.0, gt=0, le=1000, description="a hedge's IOC limit beyond mid, in bps"
+    )
     shutdown_timeout_s: float = Field(
         default=30.0,
         gt=0,
         le=600,
         description="at exit, wait this long for the venue to confirm every cancel, in s",
     )
+
+    @field_validator("dead_mans_switch_s")
+    @classmethod
+    def _switch_far_enough(cls, value: float) -> float:
+        if 0 < value < 10:
+            raise PydanticCustomError(
+                "dead_mans_switch",
+                "must be 0 (off) or at least 10 s: the venue wants 5 s ahead, re-armed every third",
+            )
+        return value
 
     @field_validator("account_address")
     @classmethod

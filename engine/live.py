@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TextIO
 
+from engine.alerts import Severity
 from engine.config import Settings
 from engine.events import Action, CancelAll, Command, PlaceQuote, SetPaused
 from engine.quoter import Quoter
@@ -137,6 +138,7 @@ class LiveEngine:
         self._latency_ns = round(latency_ms * _NS_PER_MS)
 
         self._wall0_ns = self._clock()
+        self._switch_seen: str | None = None
         if self.realtime:  # a started network venue: events on our clock, wake us on arrival
             self.market.clock = self.sim_now_ns
             self.market.wake = self.wake
@@ -226,6 +228,21 @@ class LiveEngine:
 
     # ---- one wake-up --------------------------------------------------------------------------
 
+    def _watch_switch(self) -> None:
+        """A network venue's dead man's switch: say when it is armed, and loudly when the venue
+        refuses it (the operator decides whether to trade without it)."""
+        state = getattr(self.market, "switch", None)
+        if state is None or state == self._switch_seen or state == "arming":
+            return
+        self._switch_seen = state
+        now = self._core_now_ns
+        if state == "armed":
+            self.quoter.raise_alert(now, Severity.INFO, "venue", "dead man's switch armed")
+        elif state.startswith("refused"):
+            self.quoter.raise_alert(
+                now, Severity.WARNING, "venue", f"dead man's switch OFF, the venue {state}"
+            )
+
     def pump(self) -> None:
         """Everything one wake-up does: catch the venue up, apply commands, maybe publish.
 
@@ -233,6 +250,8 @@ class LiveEngine:
         stop quoting) and is reported in the alerts; the loop keeps running.
         """
         self.pumps += 1
+        if self.realtime:
+            self._watch_switch()
         started_ns = self._clock()
         target_ns = self.sim_now_ns(started_ns)
         forced = False

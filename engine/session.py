@@ -511,6 +511,8 @@ def open_engine(
             )
         if venue is not None:  # once the first book gives a mid: the venue's position wins
             engine.market.position_check("at start")
+            for note in getattr(venue, "notes", ()):
+                engine.quoter.raise_alert(now, Severity.WARNING, "restart", note)
     except BaseException:
         journal.close("crash", wall_ns())
         raise

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import eth_account
 import pytest
@@ -194,6 +195,39 @@ async def wait_async(condition: Callable[[], bool], limit_s: float) -> bool:
     return condition()
 
 
+def headless(srv: ServerThread, key: Any, state_dir: Path, **env: str) -> subprocess.Popen[str]:
+    """`perpdesk --headless` on the local exchange as a separate process, with `key`."""
+    settings = {
+        "PYTHONUNBUFFERED": "1",
+        "PERPDESK_VENUE__NAME": "hyperliquid",
+        "PERPDESK_VENUE__NETWORK": "local",
+        "PERPDESK_VENUE__API_URL": srv.url,
+        "PERPDESK_VENUE__ACCOUNT_ADDRESS": key.address,
+        "PERPDESK_VENUE__SECRET_KEY": key.key.hex(),
+        "PERPDESK_STRATEGY__SYMBOL": "BTC",
+        "PERPDESK_STRATEGY__VOL_SAMPLE_INTERVAL_S": "0.2",
+        "PERPDESK_STRATEGY__VOL_MIN_SAMPLES": "3",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--headless", "--state-dir", str(state_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **settings, **env},
+    )
+
+
+def until_quoting(srv: ServerThread, key: Any, proc: subprocess.Popen[str]) -> list[Any]:
+    """Wait for a bid and an ask of ours on the server; return them."""
+    deadline = time.monotonic() + 20
+    while len(server_orders(srv, key.address)) < 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    orders = server_orders(srv, key.address)
+    assert {o["side"] for o in orders} == {"B", "A"}, orders
+    return orders
+
+
 def test_headless_on_the_local_exchange_quotes_journals_and_leaves_nothing_on_sigterm(
     tmp_path: Path,
 ) -> None:
@@ -201,32 +235,11 @@ def test_headless_on_the_local_exchange_quotes_journals_and_leaves_nothing_on_si
     rest on the server, SIGTERM cancels them all and the journal records a clean exit."""
     key = eth_account.Account.create()
     with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "PERPDESK_VENUE__NAME": "hyperliquid",
-            "PERPDESK_VENUE__NETWORK": "local",
-            "PERPDESK_VENUE__API_URL": srv.url,
-            "PERPDESK_VENUE__ACCOUNT_ADDRESS": key.address,
-            "PERPDESK_VENUE__SECRET_KEY": key.key.hex(),
-            "PERPDESK_STRATEGY__SYMBOL": "BTC",
-            "PERPDESK_STRATEGY__VOL_SAMPLE_INTERVAL_S": "0.2",
-            "PERPDESK_STRATEGY__VOL_MIN_SAMPLES": "3",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.cli", "--headless", "--state-dir", str(tmp_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        proc = headless(srv, key, tmp_path)
         try:
-            deadline = time.monotonic() + 20
-            while len(server_orders(srv, key.address)) < 2 and time.monotonic() < deadline:
-                assert proc.poll() is None, proc.communicate()
-                time.sleep(0.1)
-            orders = server_orders(srv, key.address)
-            assert {o["side"] for o in orders} == {"B", "A"}, orders
+            until_quoting(srv, key, proc)
+            schedule = srv.call(lambda: srv.server.exchange.schedules[key.address.lower()].at_ms)
+            assert schedule is not None  # the dead man's switch is armed
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=30)
@@ -240,3 +253,46 @@ def test_headless_on_the_local_exchange_quotes_journals_and_leaves_nothing_on_si
         capture_output=True, text=True, env={**os.environ}, check=True,
     )  # fmt: skip
     assert json.loads(status.stdout)["last_exit"] == "signal"
+
+
+def test_after_kill_9_the_switch_cancels_and_a_restart_clears_what_was_left(
+    tmp_path: Path,
+) -> None:
+    """kill -9 leaves the quotes; the dead man's switch cancels them at the venue when it
+    fires. A restart before that finds them by their cloid prefix and cancels them first; the
+    journal and the venue agree, nothing booked twice."""
+    key = eth_account.Account.create()
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        proc = headless(srv, key, tmp_path, PERPDESK_VENUE__DEAD_MANS_SWITCH_S="10")
+        left = until_quoting(srv, key, proc)
+        proc.kill()
+        proc.communicate(timeout=10)
+        assert len(server_orders(srv, key.address)) == 2  # nobody cancelled them
+        srv.call(lambda: srv.server.skip_ahead(11))  # the switch's time comes
+        assert server_orders(srv, key.address) == []
+        statuses = srv.call(
+            lambda: [srv.server.exchange.orders[int(o["oid"])].status for o in left]
+        )
+        assert statuses == ["scheduledCancel", "scheduledCancel"]
+
+        proc = headless(srv, key, tmp_path)  # restart: quotes again, once, from the journal
+        try:
+            first = until_quoting(srv, key, proc)
+            proc.kill()  # killed again: these two stay, for the next start to find
+            proc.communicate(timeout=10)
+            proc = headless(srv, key, tmp_path)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                oids = {o["oid"] for o in server_orders(srv, key.address)}
+                if len(oids) == 2 and not oids & {o["oid"] for o in first}:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError(server_orders(srv, key.address))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert server_orders(srv, key.address) == []
+        gone = srv.call(lambda: [srv.server.exchange.orders[int(o["oid"])].status for o in first])
+        assert gone == ["canceled", "canceled"]  # by the restart, before it quoted

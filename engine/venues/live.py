@@ -38,6 +38,8 @@ async def open_hyperliquid(settings: Settings) -> HyperliquidVenue:
         venue.account_address,
         hyperliquid_coin(settings.strategy.symbol),
         mainnet=venue.network == "mainnet",
+        slippage_bps=venue.slippage_bps,
+        dead_mans_switch_s=venue.dead_mans_switch_s,
     )
     try:
         await hl.start()

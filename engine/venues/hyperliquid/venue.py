@@ -64,6 +64,7 @@ from engine.venues.hyperliquid.signing import (
     cancel_by_cloid_action,
     order_action,
     order_wire,
+    schedule_cancel_action,
 )
 
 _NEVER = 1 << 62
@@ -116,6 +117,7 @@ class HyperliquidVenue:
         clock: Callable[[], int] = time.time_ns,
         slippage_bps: float = 50.0,
         timeout_s: float = 10.0,
+        dead_mans_switch_s: float = 30.0,
     ) -> None:
         self.http_url = http_url.rstrip("/")
         self.ws_url = ws_url
@@ -144,6 +146,11 @@ class HyperliquidVenue:
         self.drops = 0
         self.errors: deque[str] = deque(maxlen=50)
         self._closing = False
+        self.dead_mans_switch_s = dead_mans_switch_s
+        self.switch = "off" if dead_mans_switch_s <= 0 else "arming"
+        """The dead man's switch: "off", "arming", "armed", or "refused: <why>"."""
+        self.notes: list[str] = []
+        """What start-up found at the venue, for the operator (orders left, foreign orders)."""
         self.position_base = 0.0
         """Our position as the venue reports it: read at start, then moved by our fills."""
         self.maker_fee_pct = 0.015
@@ -200,6 +207,7 @@ class HyperliquidVenue:
         fees = wire.decode_user_fees(await self._info({"type": "userFees", "user": self.account}))
         self.maker_fee_pct = float(Decimal(fees.user_add_rate) * 100)
         self.taker_fee_pct = float(Decimal(fees.user_cross_rate) * 100)
+        await self._clear_left_orders()
         book = wire.decode_l2_book(await self._info({"type": "l2Book", "coin": self.coin}))
         event = wire.book_event(book, self.clock())
         self._note_mid(event)
@@ -211,7 +219,50 @@ class HyperliquidVenue:
             asyncio.create_task(self._feed(), name="hyperliquid-feed"),
             asyncio.create_task(self._sender(), name="hyperliquid-sender"),
         ]
+        if self.dead_mans_switch_s > 0:
+            self._tasks.append(asyncio.create_task(self._switch(), name="hyperliquid-switch"))
         await asyncio.wait_for(self.connected.wait(), 10)
+
+    async def _clear_left_orders(self) -> None:
+        """Orders of ours a previous session left at the venue (our cloid prefix) are
+        cancelled before we quote; anyone else's are left alone and reported."""
+        orders = wire.decode_open_orders(
+            await self._info({"type": "frontendOpenOrders", "user": self.account})
+        )
+        mine = [o for o in orders if o.coin == self.coin and (o.cloid or "").startswith("0x7064")]
+        foreign = [o for o in orders if o not in mine]
+        if mine:
+            reply = await self._post_action(
+                cancel_by_cloid_action([(self.asset, str(o.cloid)) for o in mine])
+            )
+            cancelled = sum(1 for status in reply.statuses if status == "success")
+            self.notes.append(
+                f"{len(mine)} order(s) of an earlier session were open at the venue; "
+                f"{cancelled} cancelled before quoting"
+            )
+        if foreign:
+            self.notes.append(
+                f"{len(foreign)} order(s) not placed by perpdesk are open on this account "
+                "(left alone: they count in the venue's position if they fill)"
+            )
+
+    async def _switch(self) -> None:
+        """Keep the dead man's switch armed `dead_mans_switch_s` ahead while we run: if this
+        process freezes or dies, the venue cancels our orders by itself."""
+        every = self.dead_mans_switch_s / 3
+        while True:
+            at_ms = self.clock() // 1_000_000 + int(self.dead_mans_switch_s * 1000)
+            try:
+                reply = await self._post_action(schedule_cancel_action(at_ms))
+            except httpx.HTTPError as exc:
+                self.errors.append(f"dead man's switch: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(1.0)
+                continue
+            if not reply.ok:
+                self.switch = f"refused: {reply.error}"
+                return  # the operator decides; we do not hammer a refusal
+            self.switch = "armed"
+            await asyncio.sleep(every)
 
     async def close(self) -> None:
         self._closing = True
@@ -220,6 +271,10 @@ class HyperliquidVenue:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.switch == "armed":  # a clean stop: leave no switch to fire later
+            with contextlib.suppress(Exception):
+                await self._post_action(schedule_cancel_action(None))
+                self.switch = "off"
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
