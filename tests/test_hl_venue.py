@@ -36,6 +36,7 @@ from engine.events import (
 from engine.exchange.app import ServerThread
 from engine.live import LiveEngine
 from engine.snapshot import EngineState
+from engine.venues.hyperliquid import venue as venue_module
 from engine.venues.hyperliquid.signing import Signer
 from engine.venues.hyperliquid.venue import HyperliquidVenue, cloid_of
 
@@ -296,3 +297,48 @@ def test_after_kill_9_the_switch_cancels_and_a_restart_clears_what_was_left(
         assert server_orders(srv, key.address) == []
         gone = srv.call(lambda: [srv.server.exchange.orders[int(o["oid"])].status for o in first])
         assert gone == ["canceled", "canceled"]  # by the restart, before it quoted
+
+
+async def test_an_order_answered_late_is_resolved_by_its_cloid_not_sent_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The answer is lost (the client gives up before the server answers): after the order's
+    signed expiry the venue asks by cloid and finds it resting; a 502 before the server did
+    anything is found not placed; a 429 is a plain refusal. Nothing is resent or doubled."""
+    monkeypatch.setattr(venue_module, "ORDER_TTL_MS", 1_000)
+    key = eth_account.Account.create()
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        venue = HyperliquidVenue(
+            srv.url, f"ws://127.0.0.1:{srv.port}/ws", Signer(key.key.hex()), key.address,
+            "BTC", mainnet=False, timeout_s=0.15,
+        )  # fmt: skip
+        await venue.start()
+        try:
+            seen = await events_until(venue, lambda s: any(isinstance(e, BookUpdate) for e in s))
+            bid, _ = touch(venue, seen)
+            srv.call(lambda: srv.server.inject({"fault": "latency", "ms": 400}))
+            venue.submit(PlaceQuote("late", Side.BUY, bid - 30, 0.001), 0)
+            await asyncio.sleep(0.6)  # the client gave up at 0.15 s; the server took it at 0.4
+            srv.call(lambda: srv.server.inject({"fault": "latency", "ms": 0}))
+            seen = await events_until(
+                venue, lambda s: any(isinstance(e, OrderAccepted | OrderRejected) for e in s)
+            )
+            assert [e for e in seen if isinstance(e, OrderAccepted)] == [
+                OrderAccepted(seen[-1].ts_ns, "late")  # type: ignore[union-attr]
+            ]
+            assert [o["cloid"] for o in server_orders(srv, key.address)] == [cloid_of("late")]
+
+            srv.call(lambda: srv.server.inject({"fault": "http5xx", "count": 1}))
+            venue.submit(PlaceQuote("lost", Side.BUY, bid - 31, 0.001), 0)
+            seen = await events_until(venue, lambda s: any(isinstance(e, OrderRejected) for e in s))
+            (lost,) = [e for e in seen if isinstance(e, OrderRejected)]
+            assert lost.order_id == "lost" and "not placed" in lost.reason
+
+            srv.call(lambda: srv.server.inject({"fault": "http429", "count": 1}))
+            venue.submit(PlaceQuote("limited", Side.BUY, bid - 32, 0.001), 0)
+            seen = await events_until(venue, lambda s: any(isinstance(e, OrderRejected) for e in s))
+            (limited,) = [e for e in seen if isinstance(e, OrderRejected)]
+            assert limited.order_id == "limited" and "429" in limited.reason
+            assert [o["cloid"] for o in server_orders(srv, key.address)] == [cloid_of("late")]
+        finally:
+            await venue.close()

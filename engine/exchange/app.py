@@ -38,7 +38,7 @@ from typing import Any
 import msgspec
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -308,11 +308,14 @@ class LocalExchange:
             return PlainTextResponse(f"Request body larger than {limit} bytes", 413)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                return PlainTextResponse(f"Request body larger than {limit} bytes", 413)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return PlainTextResponse(f"Request body larger than {limit} bytes", 413)
+                chunks.append(chunk)
+        except ClientDisconnect:  # gone before it finished sending: nothing to answer
+            return PlainTextResponse("Client disconnected", 400)
         try:
             return _DECODE.decode(b"".join(chunks))
         except msgspec.DecodeError as exc:
@@ -349,10 +352,12 @@ class LocalExchange:
         return bucket.take(weight, self.settings.ip_weight_per_min)
 
     async def _info(self, request: Request) -> Response:
+        # the request is read in full first: what the exchange received, it answers, even if
+        # (with injected latency) the client has given up waiting by then
+        body = await self._body(request)
         refused = await self._gate(request, 2)
         if refused is not None:
             return refused
-        body = await self._body(request)
         if isinstance(body, Response):
             self.log_once(_ip(request), "body", f"bad /info body: HTTP {body.status_code}")
             return body
@@ -382,10 +387,10 @@ class LocalExchange:
         return reply
 
     async def _exchange(self, request: Request) -> Response:
+        body = await self._body(request)
         refused = await self._gate(request, 1)
         if refused is not None:
             return refused
-        body = await self._body(request)
         if isinstance(body, Response):
             self.log_once(_ip(request), "body", f"bad /exchange body: HTTP {body.status_code}")
             return body

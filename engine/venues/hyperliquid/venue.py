@@ -30,7 +30,7 @@ import hashlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -68,6 +68,9 @@ from engine.venues.hyperliquid.signing import (
 )
 
 _NEVER = 1 << 62
+ORDER_TTL_MS = 5_000
+"""Orders are signed to expire this long after they are sent: one left unanswered is known
+for sure to be dead once that time has passed, so it is never resent blindly nor left behind."""
 _PING_S = 50.0
 _JSON = msgspec.json.Encoder()
 _DONE_STATUSES = frozenset({"canceled", "rejected", "filled"})
@@ -75,6 +78,11 @@ _DONE_STATUSES = frozenset({"canceled", "rejected", "filled"})
 
 class VenueError(RuntimeError):
     """The venue cannot be used (unreachable at start, unknown coin): one line."""
+
+
+class _Unanswered(Exception):
+    """An action was sent and no answer came (a 5xx, a dropped connection, a timeout): it may
+    or may not have been carried out. Never resent blindly: asked about by cloid instead."""
 
 
 @dataclass(slots=True)
@@ -288,16 +296,85 @@ class HyperliquidVenue:
         reply.raise_for_status()
         return reply.content
 
-    async def _post_action(self, action: dict[str, Any]) -> wire.ExchangeReply:
+    async def _post_action(
+        self, action: dict[str, Any], expires_after: int | None = None
+    ) -> wire.ExchangeReply:
         nonce = self.nonces.next()
-        signature = self.signer.sign_l1(action, nonce, mainnet=self.mainnet)
+        signature = self.signer.sign_l1(
+            action, nonce, expires_after=expires_after, mainnet=self.mainnet
+        )
         body = {"action": action, "nonce": nonce, "signature": signature,
-                "vaultAddress": None, "expiresAfter": None}  # fmt: skip
-        reply = await self.http.post("/exchange", content=_JSON.encode(body),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-        if reply.status_code != 200:
+                "vaultAddress": None, "expiresAfter": expires_after}  # fmt: skip
+        try:
+            reply = await self.http.post("/exchange", content=_JSON.encode(body),
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        except httpx.HTTPError as exc:
+            raise _Unanswered(f"{type(exc).__name__}: {exc}") from None
+        if reply.status_code >= 500:
+            raise _Unanswered(f"HTTP {reply.status_code}")
+        if reply.status_code != 200:  # 4xx (429: rate limited): refused, not carried out
             return wire.ExchangeReply(False, error=f"HTTP {reply.status_code}: {reply.text[:200]}")
         return wire.decode_exchange_reply(reply.content)
+
+    async def _order_status(self, cloid: str, tries: int = 6) -> wire.OrderStatus | None:
+        """orderStatus by cloid, asked again (with backoff) while the venue does not answer."""
+        delay = 0.25
+        for _ in range(tries):
+            try:
+                raw = await self._info({"type": "orderStatus", "user": self.account, "oid": cloid})
+                return wire.decode_order_status(raw)
+            except (httpx.HTTPError, wire.WireError) as exc:
+                self.errors.append(f"orderStatus {cloid}: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 4.0)
+        return None
+
+    def _later(self, resolving: Coroutine[Any, Any, list[VenueEvent]]) -> None:
+        """Resolve unanswered orders in the background: the sender goes on (a kill's cancels
+        must not wait behind an order's expiry)."""
+
+        async def run() -> None:
+            self._emit(await resolving)
+
+        task = asyncio.create_task(run(), name="hyperliquid-resolve")
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    async def _resolve(self, sent: list[_Ours], why: str, expires: int) -> list[VenueEvent]:
+        """What became of orders whose placement went unanswered: asked by cloid once the
+        action has expired (the venue can no longer carry it out after that)."""
+        wait_s = (expires - time.time_ns() // 1_000_000) / 1000 + 0.25
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        out: list[VenueEvent] = []
+        for ours in sent:
+            status = await self._order_status(ours.cloid)
+            now = self.clock()
+            if status is None:  # the venue cannot be asked: still working, and said so
+                self.errors.append(f"order {ours.order_id} unresolved after {why}")
+                continue
+            if status.status != "order" or status.order is None:
+                ours.done = True
+                out.append(OrderRejected(now, ours.order_id, f"not placed ({why})"))
+                continue
+            self._known(ours, int(status.order.order.oid))
+            state = status.order.status
+            if ours.is_ioc:  # no acceptance for a hedge: its fills, then its rest cancelled
+                order = status.order.order
+                ours.expected = Decimal(order.orig_sz or ours.size) - Decimal(order.sz)
+                out.extend(self._ioc_done(ours))
+            elif state == "open":
+                out.append(OrderAccepted(now, ours.order_id))
+            elif state == "filled":
+                out.append(OrderAccepted(now, ours.order_id))  # its fills come on their own
+            elif state in ("canceled", "scheduledCancel", "selfTradeCanceled",
+                           "reduceOnlyCanceled", "marginCanceled"):  # fmt: skip
+                ours.done = True
+                out.append(OrderCanceled(now, ours.order_id))
+            else:
+                ours.done = True
+                out.append(OrderRejected(now, ours.order_id, state))
+        return out
 
     # ---- the sender ------------------------------------------------------------------------
 
@@ -360,7 +437,12 @@ class HyperliquidVenue:
                                     self.grid.wire(sz), False, "Alo", ours.cloid))  # fmt: skip
         self._emit(refused)
         if wires:
-            reply = await self._post_action(order_action(wires))
+            expires = time.time_ns() // 1_000_000 + ORDER_TTL_MS
+            try:
+                reply = await self._post_action(order_action(wires), expires)
+            except _Unanswered as exc:
+                self._later(self._resolve(sent, str(exc), expires))
+                return
             self._emit(self._order_outcomes(sent, reply))
 
     async def _hedge(self, hedge: PlaceHedge) -> None:
@@ -375,7 +457,12 @@ class HyperliquidVenue:
         ours = self._track(hedge.order_id, hedge.side, sz, True)
         order = order_wire(self.asset, is_buy, self.grid.wire(px), self.grid.wire(sz), False,
                            "Ioc", ours.cloid)  # fmt: skip
-        reply = await self._post_action(order_action([order]))
+        expires = time.time_ns() // 1_000_000 + ORDER_TTL_MS
+        try:
+            reply = await self._post_action(order_action([order]), expires)
+        except _Unanswered as exc:
+            self._later(self._resolve([ours], str(exc), expires))
+            return
         self._emit(self._order_outcomes([ours], reply))
 
     def _order_outcomes(self, sent: list[_Ours], reply: wire.ExchangeReply) -> list[VenueEvent]:
@@ -433,9 +520,14 @@ class HyperliquidVenue:
         self._emit(out)
         if not targets:
             return
-        reply = await self._post_action(
-            cancel_by_cloid_action([(self.asset, o.cloid) for o in targets])
-        )
+        try:
+            reply = await self._post_action(
+                cancel_by_cloid_action([(self.asset, o.cloid) for o in targets])
+            )
+        except _Unanswered as exc:  # the core retries a refused cancel: safe to say so
+            now = self.clock()
+            self._emit([CancelRejected(now, o.order_id, f"no answer: {exc}") for o in targets])
+            return
         now = self.clock()
         out = []
         statuses = reply.statuses if reply.ok else []
@@ -500,6 +592,7 @@ class HyperliquidVenue:
             {"type": "trades", "coin": self.coin},
             {"type": "orderUpdates", "user": user},
             {"type": "userFills", "user": user},
+            {"type": "userEvents", "user": user},
         ]
         for sub in subscriptions:
             await ws.send(wire.encode_subscribe(sub).decode())
@@ -536,6 +629,16 @@ class HyperliquidVenue:
                 self._emit(self._fills(message.fills, now))
         elif isinstance(message, wire.OrderUpdates):
             self._emit(self._updates(message.updates, now))
+        elif isinstance(message, wire.WsFunding):
+            self._emit([wire.funding_event(message)])
+        elif isinstance(message, wire.NonUserCancels):
+            gone: list[VenueEvent] = []
+            for cancel in message.cancels:
+                ours = self._by_oid.get(int(cancel.oid))
+                if ours is not None and not ours.done:
+                    ours.done = True
+                    gone.append(OrderCanceled(now, ours.order_id))
+            self._emit(gone)
 
     def _fills(self, fills: list[wire.WsFill], now: int) -> list[VenueEvent]:
         out: list[VenueEvent] = []
