@@ -8,9 +8,10 @@ every level 1.0 BTC; bids 99,999.9 .. 99,999.5, asks 100,000.1 .. 100,000.5, the
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import random
+
+from test_sim_market import exact_market
 
 from engine.events import (
     BookUpdate,
@@ -33,21 +34,6 @@ from engine.sim.market import LimitOrder
 BUY, SELL = Side.BUY, Side.SELL
 A, B = "0xaaaa", "0xbbbb"
 S = 1_000_000_000
-
-EXACT = SimParams(
-    regime_override="flat",
-    taker_rate_per_s=0.0,
-    book_size_jitter=0.0,
-    touch_extra_ticks_max=0,
-    touch_size_base=1.0,
-    depth_growth_per_level=0.0,
-)
-
-
-def exact_market(**overrides: object) -> SimMarket:
-    market = SimMarket(dataclasses.replace(EXACT, **overrides))  # type: ignore[arg-type]
-    market.step()
-    return market
 
 
 def private(market: SimMarket, account: str) -> list[tuple[VenueEvent, str]]:

@@ -41,14 +41,18 @@ from engine.venues.hyperliquid.signing import Signer
 from engine.venues.hyperliquid.venue import HyperliquidVenue, cloid_of
 
 
+def local_venue(srv: ServerThread, key: Any, **options: Any) -> HyperliquidVenue:
+    """The venue on the local exchange, trading for `key`'s account with `key` itself."""
+    ws_url = f"ws://127.0.0.1:{srv.port}/ws"
+    signer = Signer(key.key.hex())
+    return HyperliquidVenue(srv.url, ws_url, signer, key.address, "BTC", mainnet=False, **options)
+
+
 @pytest.fixture
 async def setup() -> AsyncIterator[tuple[ServerThread, HyperliquidVenue]]:
     key = eth_account.Account.create()
     with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
-        venue = HyperliquidVenue(
-            srv.url, f"ws://127.0.0.1:{srv.port}/ws", Signer(key.key.hex()), key.address,
-            "BTC", mainnet=False,
-        )  # fmt: skip
+        venue = local_venue(srv, key)
         await venue.start()
         try:
             yield srv, venue
@@ -165,10 +169,7 @@ async def test_the_live_engine_quotes_on_the_local_exchange_and_kill_leaves_noth
     fast_vol = {"vol_sample_interval_s": 0.2, "vol_min_samples": 3}
     settings = Settings(strategy=StrategySettings(symbol="BTC", **fast_vol))
     with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
-        venue = HyperliquidVenue(
-            srv.url, f"ws://127.0.0.1:{srv.port}/ws", Signer(key.key.hex()), key.address,
-            "BTC", mainnet=False,
-        )  # fmt: skip
+        venue = local_venue(srv, key)
         await venue.start()
         engine = LiveEngine(settings, venue=venue)
         engine.start()
@@ -308,10 +309,7 @@ async def test_an_order_answered_late_is_resolved_by_its_cloid_not_sent_twice(
     monkeypatch.setattr(venue_module, "ORDER_TTL_MS", 1_000)
     key = eth_account.Account.create()
     with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
-        venue = HyperliquidVenue(
-            srv.url, f"ws://127.0.0.1:{srv.port}/ws", Signer(key.key.hex()), key.address,
-            "BTC", mainnet=False, timeout_s=0.15,
-        )  # fmt: skip
+        venue = local_venue(srv, key, timeout_s=0.15)
         await venue.start()
         try:
             seen = await events_until(venue, lambda s: any(isinstance(e, BookUpdate) for e in s))
