@@ -97,7 +97,10 @@ class _Ours:
     oid: int | None = None
     filled: Decimal = Decimal(0)
     expected: Decimal | None = None
-    """For an IOC: how much the reply said was filled (its fills may come later)."""
+    """How much the venue says was filled in all, once the order is over (an IOC's reply, a
+    cancel's orderUpdate or orderStatus): its gone-event waits until the fills have come."""
+    ending: bool = False
+    """The venue has taken the order off the book; `expected` may still be unknown."""
     done: bool = False
 
 
@@ -165,6 +168,10 @@ class HyperliquidVenue:
         self.taker_fee_pct = 0.045
         """Our rates in % (userFees at start; each fill still carries its own fee)."""
         self._skip_trades = True
+        self._seen_snapshot = False
+        self._start_ms = 0
+        self._fresh = False
+        """A book has come since the last (re)subscribe: quotes may go out."""
 
     # ---- the pull interface ----------------------------------------------------------------
 
@@ -208,6 +215,7 @@ class HyperliquidVenue:
                 f"{self.http_url}: cannot read the {self.coin} market: {exc}"
             ) from None
         self.grid = Grid(info.sz_decimals)
+        self._start_ms = time.time_ns() // 1_000_000  # fills from here on are ours to book
         state = wire.decode_clearinghouse_state(
             await self._info({"type": "clearinghouseState", "user": self.account})
         )
@@ -228,7 +236,9 @@ class HyperliquidVenue:
             asyncio.create_task(self._sender(), name="hyperliquid-sender"),
         ]
         if self.dead_mans_switch_s > 0:
-            self._tasks.append(asyncio.create_task(self._switch(), name="hyperliquid-switch"))
+            switch = asyncio.create_task(self._switch(), name="hyperliquid-switch")
+            switch.add_done_callback(self._switch_ended)
+            self._tasks.append(switch)
         await asyncio.wait_for(self.connected.wait(), 10)
 
     async def _clear_left_orders(self) -> None:
@@ -254,6 +264,12 @@ class HyperliquidVenue:
                 "(left alone: they count in the venue's position if they fill)"
             )
 
+    async def _nothing_of_ours_left(self) -> bool:
+        orders = wire.decode_open_orders(
+            await self._info({"type": "frontendOpenOrders", "user": self.account})
+        )
+        return not any((o.cloid or "").startswith("0x7064") for o in orders)
+
     async def _switch(self) -> None:
         """Keep the dead man's switch armed `dead_mans_switch_s` ahead while we run: if this
         process freezes or dies, the venue cancels our orders by itself."""
@@ -262,15 +278,25 @@ class HyperliquidVenue:
             at_ms = self.clock() // 1_000_000 + int(self.dead_mans_switch_s * 1000)
             try:
                 reply = await self._post_action(schedule_cancel_action(at_ms))
-            except httpx.HTTPError as exc:
-                self.errors.append(f"dead man's switch: {type(exc).__name__}: {exc}")
+            except _Unanswered as exc:
+                self.errors.append(f"dead man's switch: {exc}")
                 await asyncio.sleep(1.0)
+                continue
+            if not reply.ok and (reply.error or "").startswith("HTTP 429"):
+                await asyncio.sleep(2.0)  # rate limited: not a refusal of the switch
                 continue
             if not reply.ok:
                 self.switch = f"refused: {reply.error}"
                 return  # the operator decides; we do not hammer a refusal
             self.switch = "armed"
             await asyncio.sleep(every)
+
+    def _switch_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closing:
+            return
+        error = task.exception()
+        if error is not None:
+            self.switch = f"refused: re-arming failed ({type(error).__name__}: {error})"
 
     async def close(self) -> None:
         self._closing = True
@@ -279,10 +305,15 @@ class HyperliquidVenue:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.switch == "armed":  # a clean stop: leave no switch to fire later
+        if self.switch == "armed":
             with contextlib.suppress(Exception):
-                await self._post_action(schedule_cancel_action(None))
-                self.switch = "off"
+                if self.resting_orders() or not await self._nothing_of_ours_left():
+                    # something may still rest: let the venue cancel it soon
+                    at_ms = time.time_ns() // 1_000_000 + 6_000
+                    await self._post_action(schedule_cancel_action(at_ms))
+                else:  # a clean stop: leave no switch to fire later
+                    await self._post_action(schedule_cancel_action(None))
+                    self.switch = "off"
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -314,7 +345,10 @@ class HyperliquidVenue:
             raise _Unanswered(f"HTTP {reply.status_code}")
         if reply.status_code != 200:  # 4xx (429: rate limited): refused, not carried out
             return wire.ExchangeReply(False, error=f"HTTP {reply.status_code}: {reply.text[:200]}")
-        return wire.decode_exchange_reply(reply.content)
+        try:
+            return wire.decode_exchange_reply(reply.content)
+        except wire.WireError as exc:  # it was carried out or not: we cannot read which
+            raise _Unanswered(f"unreadable reply: {exc}") from None
 
     async def _order_status(self, cloid: str, tries: int = 6) -> wire.OrderStatus | None:
         """orderStatus by cloid, asked again (with backoff) while the venue does not answer."""
@@ -348,6 +382,8 @@ class HyperliquidVenue:
             await asyncio.sleep(wait_s)
         out: list[VenueEvent] = []
         for ours in sent:
+            if ours.done:  # its fills or a cancel have already finished it
+                continue
             status = await self._order_status(ours.cloid)
             now = self.clock()
             if status is None:  # the venue cannot be asked: still working, and said so
@@ -361,16 +397,16 @@ class HyperliquidVenue:
             state = status.order.status
             if ours.is_ioc:  # no acceptance for a hedge: its fills, then its rest cancelled
                 order = status.order.order
-                ours.expected = Decimal(order.orig_sz or ours.size) - Decimal(order.sz)
-                out.extend(self._ioc_done(ours))
+                filled = Decimal(order.orig_sz or ours.size) - Decimal(order.sz)
+                out.extend(self._ended(ours, filled))
             elif state == "open":
                 out.append(OrderAccepted(now, ours.order_id))
             elif state == "filled":
                 out.append(OrderAccepted(now, ours.order_id))  # its fills come on their own
-            elif state in ("canceled", "scheduledCancel", "selfTradeCanceled",
-                           "reduceOnlyCanceled", "marginCanceled"):  # fmt: skip
-                ours.done = True
-                out.append(OrderCanceled(now, ours.order_id))
+            elif state.endswith(("anceled", "Cancel")):
+                order = status.order.order
+                filled = Decimal(order.orig_sz or ours.size) - Decimal(order.sz)
+                out.extend(self._ended(ours, filled))
             else:
                 ours.done = True
                 out.append(OrderRejected(now, ours.order_id, state))
@@ -385,19 +421,26 @@ class HyperliquidVenue:
             while not self._actions.empty():
                 batch.append(self._actions.get_nowait())
             quotes = [a for a in batch if isinstance(a, PlaceQuote)]
-            try:
-                for item in batch:
-                    if isinstance(item, CancelOrder):
-                        await self._cancel([item.order_id])
-                    elif isinstance(item, CancelAll):
-                        await self._cancel_all()
-                    elif isinstance(item, PlaceHedge):
-                        await self._hedge(item)
-                if quotes:
-                    await self._place(quotes)
-            except Exception as exc:  # a failed send is the core's to handle: say so
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-                self._emit(self._failed(batch, f"send failed: {type(exc).__name__}: {exc}"))
+            # cancels first, all in one request: a requote's old quotes go before its new ones,
+            # at one request's weight; each step fails on its own, the others still go
+            cancel_actions: list[Action] = [a for a in batch if isinstance(a, CancelOrder)]
+            steps: list[tuple[list[Action], Coroutine[Any, Any, None]]] = []
+            if any(isinstance(item, CancelAll) for item in batch):
+                steps.append(([], self._cancel_all()))
+            if cancel_actions:
+                ids = [a.order_id for a in cancel_actions if isinstance(a, CancelOrder)]
+                steps.append((cancel_actions, self._cancel(ids)))
+            for item in batch:
+                if isinstance(item, PlaceHedge):
+                    steps.append(([item], self._hedge(item)))
+            if quotes:
+                steps.append((list(quotes), self._place(quotes)))
+            for actions, step in steps:
+                try:
+                    await step
+                except Exception as exc:  # failed before it was sent: the core hears so
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                    self._emit(self._failed(actions, f"not sent: {type(exc).__name__}: {exc}"))
 
     def _failed(self, batch: list[Action], reason: str) -> list[VenueEvent]:
         now = self.clock()
@@ -420,6 +463,9 @@ class HyperliquidVenue:
 
     async def _place(self, quotes: list[PlaceQuote]) -> None:
         now = self.clock()
+        if not self._fresh:  # the feed is down or not yet resynced: no quote on an old book
+            self._emit([OrderRejected(now, q.order_id, "feed down: no fresh book") for q in quotes])
+            return
         refused: list[VenueEvent] = []
         sent: list[_Ours] = []
         wires: list[OrderWire] = []
@@ -476,13 +522,14 @@ class HyperliquidVenue:
             return out
         statuses = reply.statuses * len(sent) if len(reply.statuses) == 1 else reply.statuses
         for ours, status in zip(sent, statuses, strict=True):
+            if ours.done:
+                continue
             if isinstance(status, wire.Resting):
                 self._known(ours, int(status.oid))
                 out.append(OrderAccepted(now, ours.order_id))
             elif isinstance(status, wire.Filled):
                 self._known(ours, int(status.oid))
-                ours.expected = Decimal(status.total_sz)
-                out.extend(self._ioc_done(ours))
+                out.extend(self._ended(ours, Decimal(status.total_sz)))
             elif isinstance(status, wire.StatusError):
                 ours.done = True
                 if ours.is_ioc and "could not immediately match" in status.error:
@@ -498,14 +545,37 @@ class HyperliquidVenue:
         ours.oid = oid
         self._by_oid[oid] = ours
 
-    def _ioc_done(self, ours: _Ours) -> list[VenueEvent]:
-        """An IOC's rest is cancelled once all the fills its reply announced have come."""
-        if ours.done or ours.expected is None or ours.filled < ours.expected:
+    def _settle(self, ours: _Ours) -> list[VenueEvent]:
+        """An order the venue took off the book is reported gone only once every fill the
+        venue counted for it has come: the core never sees a fill for an order it thinks gone."""
+        if ours.done or not ours.ending or ours.expected is None or ours.filled < ours.expected:
             return []
         ours.done = True
         if ours.filled < ours.size:
             return [OrderCanceled(self.clock(), ours.order_id)]
+        return []  # all filled: the last fill (leaves 0) said it
+
+    def _ended(self, ours: _Ours, filled: Decimal | None) -> list[VenueEvent]:
+        """The venue says the order is off the book, having filled `filled` (None: not said;
+        asked by cloid in the background)."""
+        ours.ending = True
+        if filled is not None:
+            ours.expected = filled if ours.expected is None else max(ours.expected, filled)
+            return self._settle(ours)
+        if ours.expected is None:
+            self._later(self._ask_filled(ours))
         return []
+
+    async def _ask_filled(self, ours: _Ours) -> list[VenueEvent]:
+        status = await self._order_status(ours.cloid)
+        if status is None or status.order is None:
+            return []
+        order = status.order.order
+        filled = Decimal(order.orig_sz or ours.size) - Decimal(order.sz)
+        if status.order.status == "filled":
+            filled = ours.size
+        ours.expected = filled if ours.expected is None else max(ours.expected, filled)
+        return self._settle(ours)
 
     async def _cancel(self, order_ids: list[str]) -> None:
         now = self.clock()
@@ -515,7 +585,7 @@ class HyperliquidVenue:
             ours = self._orders.get(order_id)
             if ours is None or ours.done:
                 out.append(CancelRejected(now, order_id, "unknown order"))
-            else:
+            elif not ours.ending:  # an ending one is off the book: its gone-event is coming
                 targets.append(ours)
         self._emit(out)
         if not targets:
@@ -536,9 +606,7 @@ class HyperliquidVenue:
         for index, ours in enumerate(targets):
             status = statuses[index] if index < len(statuses) else None
             if status == "success":
-                if not ours.done:
-                    ours.done = True
-                    out.append(OrderCanceled(now, ours.order_id))
+                out.extend(self._ended(ours, None))  # the orderUpdate says how much filled
             elif not ours.done:
                 reason = (
                     status.error if isinstance(status, wire.StatusError)
@@ -548,7 +616,11 @@ class HyperliquidVenue:
         self._emit(out)
 
     async def _cancel_all(self) -> None:
-        live = [o.order_id for o in self._orders.values() if not o.done and not o.is_ioc]
+        live = [
+            o.order_id
+            for o in self._orders.values()
+            if not o.done and not o.ending and not o.is_ioc
+        ]
         if live:
             await self._cancel(live)
 
@@ -575,6 +647,7 @@ class HyperliquidVenue:
             if self._closing:
                 return
             self.connected.clear()
+            self._fresh = False
             self.drops += 1
             await self._pull_quotes()
             await asyncio.sleep(backoff * (1 + random.random()))
@@ -597,7 +670,7 @@ class HyperliquidVenue:
         for sub in subscriptions:
             await ws.send(wire.encode_subscribe(sub).decode())
         self._skip_trades = True  # the first trades message is history, not news
-        self.connected.set()
+        self._fresh = False  # quotes wait for the first book of this connection
 
     async def _ping(self, ws: Any) -> None:
         while True:
@@ -618,6 +691,8 @@ class HyperliquidVenue:
         if isinstance(message, wire.WsBook):
             event = wire.book_event(message, now)
             self._note_mid(event)
+            self._fresh = True
+            self.connected.set()
             self._emit([event])
         elif isinstance(message, wire.WsTrades):
             if self._skip_trades:
@@ -625,8 +700,12 @@ class HyperliquidVenue:
                 return
             self._emit(list(wire.trade_events(message)))
         elif isinstance(message, wire.WsUserFills):
-            if not message.is_snapshot:
-                self._emit(self._fills(message.fills, now))
+            fills = message.fills
+            if message.is_snapshot and not self._seen_snapshot:
+                # the first snapshot is history: only what filled since our start counts
+                self._seen_snapshot = True
+                fills = [f for f in fills if int(f.time) >= self._start_ms]
+            self._emit(self._fills(fills, now))
         elif isinstance(message, wire.OrderUpdates):
             self._emit(self._updates(message.updates, now))
         elif isinstance(message, wire.WsFunding):
@@ -636,8 +715,7 @@ class HyperliquidVenue:
             for cancel in message.cancels:
                 ours = self._by_oid.get(int(cancel.oid))
                 if ours is not None and not ours.done:
-                    ours.done = True
-                    gone.append(OrderCanceled(now, ours.order_id))
+                    gone.extend(self._ended(ours, None))
             self._emit(gone)
 
     def _fills(self, fills: list[wire.WsFill], now: int) -> list[VenueEvent]:
@@ -661,8 +739,8 @@ class HyperliquidVenue:
             out.append(Fill(now, order_id, side, float(wire.fill_px(fill)),
                             float(sz), float(wire.fill_fee(fill)), wire.is_maker(fill),
                             float(leaves)))  # fmt: skip
-            if ours is not None and ours.is_ioc:
-                out.extend(self._ioc_done(ours))
+            if ours is not None:
+                out.extend(self._settle(ours))
         return out
 
     def _updates(self, updates: list[wire.WsOrderUpdate], now: int) -> list[VenueEvent]:
@@ -670,11 +748,15 @@ class HyperliquidVenue:
         for update in updates:
             order = update.order
             ours = self._by_cloid.get(order.cloid or "") or self._by_oid.get(int(order.oid))
-            if ours is None or ours.done or ours.is_ioc:
-                continue
+            if ours is None or ours.done or ours.oid is None:
+                continue  # not ours, over, or its placement reply (which decides) still due
             status = update.status
-            if status == "open" or status == "filled":
+            if status in ("open", "filled", "triggered"):
                 continue  # accepted via the reply; fills come on their own channel
-            ours.done = True  # canceled, *Canceled, rejected: gone
-            out.append(OrderCanceled(now, ours.order_id))
+            if status.endswith("Rejected") or status == "rejected":
+                ours.done = True
+                out.append(OrderRejected(now, ours.order_id, status))
+                continue
+            filled = Decimal(order.orig_sz or ours.size) - Decimal(order.sz)
+            out.extend(self._ended(ours, filled))  # canceled, *Canceled: gone once filled
         return out
