@@ -37,6 +37,7 @@ from engine.exchange.app import ServerThread
 from engine.live import LiveEngine
 from engine.snapshot import EngineState
 from engine.venues.hyperliquid import venue as venue_module
+from engine.venues.hyperliquid import wire
 from engine.venues.hyperliquid.signing import Signer
 from engine.venues.hyperliquid.venue import HyperliquidVenue, cloid_of
 
@@ -340,3 +341,87 @@ async def test_an_order_answered_late_is_resolved_by_its_cloid_not_sent_twice(
             assert [o["cloid"] for o in server_orders(srv, key.address)] == [cloid_of("late")]
         finally:
             await venue.close()
+
+
+async def test_while_the_feed_is_down_quotes_wait_and_a_hedge_fill_comes_from_the_snapshot(
+    setup: tuple[ServerThread, HyperliquidVenue],
+) -> None:
+    """A hedge sent over REST while the WebSocket is down fills at the venue; its fill reaches
+    the core from the userFills snapshot of the reconnect, once. A quote is not sent on the
+    old book meanwhile."""
+    srv, venue = setup
+    await events_until(venue, lambda s: any(isinstance(e, BookUpdate) for e in s))
+    srv.call(lambda: srv.server.inject({"fault": "ws_drop"}))
+    await wait_async(lambda: not venue.connected.is_set(), 5)
+    venue.submit(PlaceQuote("q-down", Side.BUY, 90_000.0, 0.001), 0)
+    venue.submit(PlaceHedge("h-down", Side.BUY, 0.002, "test"), 0)
+    seen = await events_until(
+        venue, lambda s: sum(e.size_base for e in s if isinstance(e, Fill)) >= 0.002 - 1e-12, 10
+    )
+    (refused,) = [e for e in seen if isinstance(e, OrderRejected)]
+    assert refused.order_id == "q-down" and "feed down" in refused.reason
+    fills = [e for e in seen if isinstance(e, Fill)]
+    assert {f.order_id for f in fills} == {"h-down"}
+    assert sum(Decimal(repr(f.size_base)) for f in fills) == Decimal("0.002")  # not twice
+    ledger = srv.call(lambda: srv.server.exchange.ledgers[venue.account])
+    assert Decimal(repr(venue.position_base)) == ledger.szi == Decimal("0.002")
+
+
+def frames_venue() -> HyperliquidVenue:
+    """A venue fed frames by hand, to put replies and pushes in the orders sockets allow."""
+    key = eth_account.Account.create()
+    venue = HyperliquidVenue("http://127.0.0.1:9", "ws://127.0.0.1:9/ws", Signer(key.key.hex()),
+                             key.address, "BTC", mainnet=False)  # fmt: skip
+    venue._fresh = True
+    return venue
+
+
+def drain(venue: HyperliquidVenue) -> list[VenueEvent]:
+    out: list[VenueEvent] = []
+    while venue.next_ts_ns < 1 << 62:
+        out += venue.step()
+    return out
+
+
+def update_frame(cloid: str, oid: int, status: str, sz: str, orig: str) -> str:
+    order = {"coin": "BTC", "side": "B", "limitPx": "99000.0", "sz": sz, "oid": oid,
+             "timestamp": 1, "origSz": orig, "cloid": cloid}  # fmt: skip
+    return json.dumps(
+        {
+            "channel": "orderUpdates",
+            "data": [{"order": order, "status": status, "statusTimestamp": 1}],
+        }
+    )
+
+
+def fill_frame(cloid: str, oid: int, tid: int, sz: str) -> str:
+    fill = {"coin": "BTC", "px": "99000.0", "sz": sz, "side": "B", "time": 1,
+            "startPosition": "0.0", "dir": "Open Long", "closedPnl": "0.0", "hash": "0x0",
+            "oid": oid, "crossed": False, "fee": "0.01", "tid": tid, "cloid": cloid}  # fmt: skip
+    return json.dumps({"channel": "userFills", "data": {"user": "0x", "fills": [fill]}})
+
+
+def test_a_cancel_racing_a_fill_reports_the_fill_before_the_order_is_gone() -> None:
+    venue = frames_venue()
+    ours = venue._track("q1", Side.BUY, Decimal("0.002"), False)
+    venue._known(ours, 11)
+    # the venue cancelled it after 0.001 filled; the orderUpdate comes before the fill
+    venue._on_frame(update_frame(ours.cloid, 11, "canceled", "0.001", "0.002"))
+    assert drain(venue) == []
+    venue._on_frame(fill_frame(ours.cloid, 11, 501, "0.001"))
+    events = drain(venue)
+    assert [type(e).__name__ for e in events] == ["Fill", "OrderCanceled"]
+    venue._on_frame(fill_frame(ours.cloid, 11, 501, "0.001"))  # the same fill again
+    assert drain(venue) == []
+
+
+def test_a_post_only_reject_pushed_before_the_reply_is_a_reject_once() -> None:
+    venue = frames_venue()
+    ours = venue._track("q2", Side.BUY, Decimal("0.001"), False)
+    venue._on_frame(update_frame(ours.cloid, 12, "badAloPxRejected", "0.001", "0.001"))
+    reply = wire.ExchangeReply(
+        True, "order", statuses=[wire.StatusError("Post only order would have immediately matched")]
+    )
+    venue._emit(venue._order_outcomes([ours], reply))
+    events = drain(venue)
+    assert [type(e).__name__ for e in events] == ["OrderRejected"]
