@@ -32,6 +32,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/signing.py
 	$(BIN)/python bench/exchange.py
+	$(BIN)/python bench/hl_signing.py
+	$(BIN)/python bench/hl_feed.py
+	$(BIN)/python bench/hl_venue.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
