@@ -425,3 +425,29 @@ def test_a_post_only_reject_pushed_before_the_reply_is_a_reject_once() -> None:
     venue._emit(venue._order_outcomes([ours], reply))
     events = drain(venue)
     assert [type(e).__name__ for e in events] == ["OrderRejected"]
+
+
+async def test_the_dead_mans_switch_outlives_a_5xx_and_is_left_armed_if_orders_may_remain() -> None:
+    key = eth_account.Account.create()
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        venue = local_venue(srv, key, dead_mans_switch_s=10.0)
+        await venue.start()
+        schedule = lambda: srv.call(  # noqa: E731
+            lambda: srv.server.exchange.schedules[venue.account].at_ms
+        )
+        try:
+            assert await wait_async(lambda: venue.switch == "armed", 5)
+            first = schedule()
+            srv.call(lambda: srv.server.inject({"fault": "http5xx", "count": 2}))
+            assert await wait_async(lambda: (schedule() or 0) > first, 10)  # re-armed after it
+            assert venue.switch == "armed"
+            seen = await events_until(venue, lambda s: any(isinstance(e, BookUpdate) for e in s))
+            bid, _ = touch(venue, seen)
+            venue.submit(PlaceQuote("kept", Side.BUY, bid - 40, 0.001), 0)
+            await events_until(venue, lambda s: any(isinstance(e, OrderAccepted) for e in s))
+        finally:
+            await venue.close()  # closed with an order still resting: the switch stays armed
+        assert server_orders(srv, key.address) != []
+        assert schedule() is not None
+        srv.call(lambda: srv.server.skip_ahead(7))
+        assert server_orders(srv, key.address) == []
