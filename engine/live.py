@@ -212,11 +212,21 @@ class LiveEngine:
         self.wake()
 
     def wake(self) -> None:
-        """Wake the loop now (it also wakes by itself for every occurrence and publish)."""
+        """Wake the loop now (it also wakes by itself for every occurrence and publish). From
+        the loop's own thread (a network venue's reader) the event is set directly; from any
+        other thread (the console's keys) through the loop."""
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(wake.set)
+        if loop is None or wake is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wake.set()
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake.set)
 
     def resting_at_venue(self) -> int:
         """Our orders the venue holds right now (the venue's count, not the core's belief)."""
