@@ -231,11 +231,13 @@ def until_quoting(srv: ServerThread, key: Any, proc: subprocess.Popen[str]) -> l
     return orders
 
 
-def test_headless_on_the_local_exchange_quotes_journals_and_leaves_nothing_on_sigterm(
-    tmp_path: Path,
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_headless_on_the_local_exchange_quotes_journals_and_leaves_nothing_on_a_signal(
+    tmp_path: Path, stop: int
 ) -> None:
     """`perpdesk --headless` with `[venue] name = "hyperliquid"`, `network = "local"`: quotes
-    rest on the server, SIGTERM cancels them all and the journal records a clean exit."""
+    rest on the server; SIGTERM, SIGHUP (the SSH window closed) or SIGINT cancels them all, the
+    dead man's switch is cleared, and the journal records the exit."""
     key = eth_account.Account.create()
     with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
         proc = headless(srv, key, tmp_path)
@@ -244,10 +246,11 @@ def test_headless_on_the_local_exchange_quotes_journals_and_leaves_nothing_on_si
             schedule = srv.call(lambda: srv.server.exchange.schedules[key.address.lower()].at_ms)
             assert schedule is not None  # the dead man's switch is armed
         finally:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(stop)
             out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert server_orders(srv, key.address) == []
+        assert srv.call(lambda: srv.server.exchange.schedules[key.address.lower()].at_ms) is None
         assert out.splitlines()[0] == "perpdesk headless: hyperliquid BTC"
         assert "0 resting orders left at the venue" in out
         assert key.key.hex()[2:] not in out + err
