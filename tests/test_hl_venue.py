@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ from engine.venues.hyperliquid import venue as venue_module
 from engine.venues.hyperliquid import wire
 from engine.venues.hyperliquid.signing import Signer
 from engine.venues.hyperliquid.venue import HyperliquidVenue, cloid_of
+from tui.cli import main
 
 
 def local_venue(srv: ServerThread, key: Any, **options: Any) -> HyperliquidVenue:
@@ -454,3 +456,27 @@ async def test_the_dead_mans_switch_outlives_a_5xx_and_is_left_armed_if_orders_m
         assert schedule() is not None
         srv.call(lambda: srv.server.skip_ahead(7))
         assert server_orders(srv, key.address) == []
+
+
+def test_an_unreachable_venue_is_one_line_and_journals_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = eth_account.Account.create()
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = {
+        "PERPDESK_VENUE__NAME": "hyperliquid",
+        "PERPDESK_VENUE__NETWORK": "local",
+        "PERPDESK_VENUE__API_URL": f"http://127.0.0.1:{port}",
+        "PERPDESK_VENUE__ACCOUNT_ADDRESS": key.address,
+        "PERPDESK_VENUE__SECRET_KEY": key.key.hex(),
+        "PERPDESK_STRATEGY__SYMBOL": "BTC",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--headless", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"perpdesk: local at http://127.0.0.1:{port}: cannot read the BTC market")
+    assert err.count("\n") == 1 and key.key.hex()[2:] not in err
+    assert not (tmp_path / "journal.sqlite").exists()

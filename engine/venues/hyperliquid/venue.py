@@ -211,9 +211,7 @@ class HyperliquidVenue:
             meta = wire.decode_meta(await self._info({"type": "meta"}))
             self.asset, info = meta.asset(self.coin)
         except (httpx.HTTPError, wire.WireError, KeyError, LookupError) as exc:
-            raise VenueError(
-                f"{self.http_url}: cannot read the {self.coin} market: {exc}"
-            ) from None
+            raise VenueError(f"cannot read the {self.coin} market: {exc}") from None
         self.grid = Grid(info.sz_decimals)
         self._start_ms = time.time_ns() // 1_000_000  # fills from here on are ours to book
         state = wire.decode_clearinghouse_state(
