@@ -489,15 +489,8 @@ class LiveEngine:
         now and then), for up to `venue.shutdown_timeout_s`; then close the connections."""
         if self.closed:
             return self.resting_left or 0
-        self._stopping = True
-        market, quoter = self.market, self.quoter
-        now = self.sim_now_ns()
-        actions: list[Action] = []
-        if quoter.state is EngineState.QUOTING:
-            actions += quoter.on_command(SetPaused(True), now)
-        actions.append(CancelAll("shutdown: cancel all before exit"))
-        for action in actions:
-            market.submit(action, now)
+        market = self.market
+        self._begin_shutdown(self.sim_now_ns())
         give_up = time.monotonic() + self.shutdown_timeout_s
         retry_at = time.monotonic() + 2.0
         retries = 0
@@ -505,45 +498,26 @@ class LiveEngine:
             await asyncio.sleep(0.02)
             now = self.sim_now_ns()
             while market.next_ts_ns <= now:
-                for event in market.step():
-                    try:
-                        for action in quoter.on_event(event, now):
-                            if not isinstance(action, PlaceQuote):
-                                market.submit(action, now)
-                    except Exception as exc:
-                        self.errors += 1
-                        self.last_error = f"during shutdown: {type(exc).__name__}: {exc}"
-            self._core_now_ns = max(self._core_now_ns, now)
+                self._shutdown_step(now)
             if not self._unconfirmed():
                 break
             if time.monotonic() >= retry_at and retries < _SHUTDOWN_CANCEL_RETRIES:
                 retries += 1
                 retry_at = time.monotonic() + 2.0
                 market.submit(CancelAll(f"shutdown: cancel all, retry {retries}"), now)
-        self.unconfirmed_ids = self._unconfirmed()
-        self.resting_left = len(self.unconfirmed_ids)
-        self.closed = True
+        left = self._end_shutdown()
         with contextlib.suppress(Exception):
             await market.close()
-        with contextlib.suppress(Exception):
-            self.snapshot = self.quoter.snapshot(self._core_now_ns)
-            self.snapshots_published += 1
-        return self.resting_left
+        return left
 
     def close(self) -> int:
         """Shutdown without the loop: pause, cancel all, step until the venue confirms every
         cancel (bounded), publish a final snapshot; return the orders left at the venue."""
         if self.closed:
             return self.resting_left or 0
-        self._stopping = True
-        market, quoter = self.market, self.quoter
+        market = self.market
         now = self._core_now_ns
-        actions: list[Action] = []
-        if quoter.state is EngineState.QUOTING:  # so nothing the venue says makes it requote
-            actions += quoter.on_command(SetPaused(True), now)
-        actions.append(CancelAll("shutdown: cancel all before exit"))
-        for action in actions:
-            market.submit(action, now)
+        self._begin_shutdown(now)
         start_ns = max(now, market.now_ns)
         confirm_by_ns = start_ns + self._latency_ns
         give_up_ns = start_ns + round(self.shutdown_timeout_s * _NS_PER_S)
@@ -559,15 +533,34 @@ class LiveEngine:
                 market.submit(CancelAll(f"shutdown: cancel all, retry {retries}"), ts)
                 confirm_by_ns = ts + self._latency_ns + _NS_PER_S
             steps += 1
-            try:
-                for event in market.step():
-                    for action in quoter.on_event(event, ts):
-                        if not isinstance(action, PlaceQuote):  # hedges and cancels still go
-                            market.submit(action, ts)
-            except Exception as exc:
-                self.errors += 1
-                self.last_error = f"during shutdown: {type(exc).__name__}: {exc}"
-            self._core_now_ns = max(self._core_now_ns, ts)
+            self._shutdown_step(ts)
+        return self._end_shutdown()
+
+    def _begin_shutdown(self, now: int) -> None:
+        """Pause (so nothing the venue says makes the core requote) and cancel everything."""
+        self._stopping = True
+        actions: list[Action] = []
+        if self.quoter.state is EngineState.QUOTING:
+            actions += self.quoter.on_command(SetPaused(True), now)
+        actions.append(CancelAll("shutdown: cancel all before exit"))
+        for action in actions:
+            self.market.submit(action, now)
+
+    def _shutdown_step(self, now: int) -> None:
+        """Hand the venue's next batch to the core; hedges and cancels still go, quotes not."""
+        market = self.market
+        try:
+            for event in market.step():
+                for action in self.quoter.on_event(event, now):
+                    if not isinstance(action, PlaceQuote):
+                        market.submit(action, now)
+        except Exception as exc:
+            self.errors += 1
+            self.last_error = f"during shutdown: {type(exc).__name__}: {exc}"
+        self._core_now_ns = max(self._core_now_ns, now)
+
+    def _end_shutdown(self) -> int:
+        """What is left at the venue, the final snapshot; the engine is closed."""
         self.unconfirmed_ids = self._unconfirmed()
         self.resting_left = len(self.unconfirmed_ids)
         self.closed = True

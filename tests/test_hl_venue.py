@@ -408,7 +408,7 @@ def fill_frame(cloid: str, oid: int, tid: int, sz: str) -> str:
 
 def test_a_cancel_racing_a_fill_reports_the_fill_before_the_order_is_gone() -> None:
     venue = frames_venue()
-    ours = venue._track("q1", Side.BUY, Decimal("0.002"), False)
+    ours = venue._track("q1", Side.BUY, Decimal(99000), Decimal("0.002"), False)
     venue._known(ours, 11)
     # the venue cancelled it after 0.001 filled; the orderUpdate comes before the fill
     venue._on_frame(update_frame(ours.cloid, 11, "canceled", "0.001", "0.002"))
@@ -422,7 +422,7 @@ def test_a_cancel_racing_a_fill_reports_the_fill_before_the_order_is_gone() -> N
 
 def test_a_post_only_reject_pushed_before_the_reply_is_a_reject_once() -> None:
     venue = frames_venue()
-    ours = venue._track("q2", Side.BUY, Decimal("0.001"), False)
+    ours = venue._track("q2", Side.BUY, Decimal(99000), Decimal("0.001"), False)
     venue._on_frame(update_frame(ours.cloid, 12, "badAloPxRejected", "0.001", "0.001"))
     reply = wire.ExchangeReply(
         True, "order", statuses=[wire.StatusError("Post only order would have immediately matched")]

@@ -198,10 +198,8 @@ class Exchange:
         self.fills_count = 0
         self.bus: list[Publish] = []
         self.book_changed = False
-        self.last_book: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] = ([], [])
-        self.recent_trades: list[dict[str, Any]] = []
-        self.tick = Decimal(repr(market.tick_size))
-        self.lot = Decimal(repr(market.lot_size))
+        self.tick = Decimal(repr(market.instrument.tick_size))
+        self.lot = Decimal(repr(market.instrument.lot_size))
         self._order_events: dict[str, list[tuple[VenueEvent, str]]] = {}
         self.alo_only_until_ms = 0
         """After an injected network upgrade: only post-only orders until then."""
@@ -282,9 +280,6 @@ class Exchange:
                 "tid": tid,
                 "users": [ZERO_ADDRESS, ZERO_ADDRESS],
             }
-            self.recent_trades.append(trade)
-            if len(self.recent_trades) > 200:
-                del self.recent_trades[:100]
             self.bus.append(("trades", None, [trade]))
         else:
             self.book_changed = True

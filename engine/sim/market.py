@@ -301,14 +301,6 @@ class SimMarket:
         ordered = sorted(merged, reverse=is_bid)[:depth]
         return [(t, merged[t][0], merged[t][1]) for t in ordered]
 
-    @property
-    def tick_size(self) -> float:
-        return self._tick_size
-
-    @property
-    def lot_size(self) -> float:
-        return self._lot_size
-
     def queue_ahead_base(self, order_id: str) -> float:
         """Background size ahead of our order at its price (KeyError if it is not resting)."""
         return self._sizes[self._orders[order_id].queue_ahead_lots]

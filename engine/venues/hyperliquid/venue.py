@@ -92,6 +92,8 @@ class _Ours:
     order_id: str
     cloid: str
     side: Side
+    price: Decimal
+    """The limit as sent, on the venue's grid."""
     size: Decimal
     is_ioc: bool
     oid: int | None = None
@@ -193,7 +195,7 @@ class HyperliquidVenue:
     def resting_orders(self) -> list[tuple[str, Side, float, float]]:
         """Our orders the venue has confirmed and not yet reported gone."""
         return [
-            (o.order_id, o.side, 0.0, float(o.size - o.filled))
+            (o.order_id, o.side, float(o.price), float(o.size - o.filled))
             for o in self._orders.values()
             if o.oid is not None and not o.done
         ]
@@ -453,8 +455,10 @@ class HyperliquidVenue:
                 out.append(CancelRejected(now, action.order_id, reason))
         return out
 
-    def _track(self, order_id: str, side: Side, size: Decimal, is_ioc: bool) -> _Ours:
-        ours = _Ours(order_id, cloid_of(order_id), side, size, is_ioc)
+    def _track(
+        self, order_id: str, side: Side, price: Decimal, size: Decimal, is_ioc: bool
+    ) -> _Ours:
+        ours = _Ours(order_id, cloid_of(order_id), side, price, size, is_ioc)
         self._orders[order_id] = ours
         self._by_cloid[ours.cloid] = ours
         return ours
@@ -475,7 +479,7 @@ class HyperliquidVenue:
                 reason = f"below the $10 minimum order value ({sz} at {px})"
                 refused.append(OrderRejected(now, quote.order_id, reason))
                 continue
-            ours = self._track(quote.order_id, quote.side, sz, False)
+            ours = self._track(quote.order_id, quote.side, px, sz, False)
             sent.append(ours)
             wires.append(order_wire(self.asset, is_buy, self.grid.wire(px),
                                     self.grid.wire(sz), False, "Alo", ours.cloid))  # fmt: skip
@@ -498,7 +502,7 @@ class HyperliquidVenue:
             return
         limit = mid * (1 + self.slippage) if is_buy else mid * (1 - self.slippage)
         px = self.grid.price_ask(limit) if is_buy else self.grid.price_bid(limit)
-        ours = self._track(hedge.order_id, hedge.side, sz, True)
+        ours = self._track(hedge.order_id, hedge.side, px, sz, True)
         order = order_wire(self.asset, is_buy, self.grid.wire(px), self.grid.wire(sz), False,
                            "Ioc", ours.cloid)  # fmt: skip
         expires = time.time_ns() // 1_000_000 + ORDER_TTL_MS
