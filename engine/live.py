@@ -112,6 +112,10 @@ class LiveEngine:
             self.sim0_ns = self.params.start_ns
             self.market: Any = SimMarket(self.params)
             self.venue_name = "sim"
+            self.venue_network = ""
+            """Which network of a network venue (mainnet, testnet, local); "" for the sim."""
+            self.venue_account = ""
+            """The account traded at a network venue (its address); "" for the sim."""
             self.speed = settings.sim.speed
             latency_ms = self.params.latency_ms
         else:
@@ -119,6 +123,8 @@ class LiveEngine:
             self.sim0_ns = round(self.epoch_s * _NS_PER_S)
             self.market = venue
             self.venue_name = venue.name
+            self.venue_network = str(getattr(venue, "network", ""))
+            self.venue_account = str(getattr(venue, "account", ""))
             self.speed = 1.0
             latency_ms = 0.0
         self.quoter = Quoter(
@@ -227,6 +233,13 @@ class LiveEngine:
             return
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(wake.set)
+
+    @property
+    def switch(self) -> str | None:
+        """A network venue's dead man's switch ("off", "arming", "armed", "refused: ..."), or
+        None where there is none (the embedded exchange)."""
+        state = getattr(self.market, "switch", None)
+        return state if isinstance(state, str) else None
 
     def resting_at_venue(self) -> int:
         """Our orders the venue holds right now (the venue's count, not the core's belief)."""

@@ -102,18 +102,6 @@ def test_hyperliquid_without_credentials_is_one_line_before_anything_starts(
         assert err.count("\n") == 1
 
 
-def test_the_screen_on_hyperliquid_is_not_there_yet_and_says_to_run_headless(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("PERPDESK_VENUE__NAME", "hyperliquid")
-    monkeypatch.setenv("PERPDESK_VENUE__ACCOUNT_ADDRESS", "0x" + "12" * 20)
-    monkeypatch.setenv("PERPDESK_VENUE__SECRET_KEY", "0x" + "01" * 32)
-    assert main([]) == 2
-    err = capsys.readouterr().err
-    assert "--headless" in err and err.count("\n") == 1
-    assert "01" * 32 not in err
-
-
 def test_headless_runs_prints_status_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "--headless", "--speed", "20"],

@@ -475,8 +475,11 @@ def test_an_unreachable_venue_is_one_line_and_journals_nothing(
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    assert main(["--headless", "--state-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"perpdesk: local at http://127.0.0.1:{port}: cannot read the BTC market")
-    assert err.count("\n") == 1 and key.key.hex()[2:] not in err
-    assert not (tmp_path / "journal.sqlite").exists()
+    for screen in ([], ["--headless"]):  # the console and headless alike
+        assert main([*screen, "--state-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"perpdesk: local at http://127.0.0.1:{port}: cannot read the BTC market"
+        )
+        assert err.count("\n") == 1 and key.key.hex()[2:] not in err
+        assert not (tmp_path / "journal.sqlite").exists()

@@ -386,7 +386,10 @@ def test_an_error_inside_the_console_is_journaled_as_a_crash_and_exits_non_zero(
         self.set_timer(0.5, boom)
 
     monkeypatch.setattr(console.PerpdeskApp, "on_mount", on_mount_with_a_bug)
-    monkeypatch.setattr(console.PerpdeskApp, "run", lambda self, **kw: App.run(self, headless=True))
+    run_async = App.run_async
+    monkeypatch.setattr(
+        console.PerpdeskApp, "run_async", lambda self, **kw: run_async(self, headless=True)
+    )
     code = console.run_console(Settings(), tmp_path / "state")
     assert code != 0
     rec = recover(tmp_path / "state", time.time_ns())

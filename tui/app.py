@@ -294,6 +294,9 @@ class PerpdeskApp(App[int]):
             size_decimals=self._size_decimals,
             base_asset=self._base_asset,
             stopping=self._quitting,
+            network=engine.venue_network,
+            account=engine.venue_account,
+            switch=engine.switch,
         )
 
     # ---- keys -> commands ---------------------------------------------------------------------
@@ -374,37 +377,79 @@ def run_console(
 ) -> int:
     """Run the console until the operator quits; 0 when no order was left at the venue.
 
-    With a state directory the session is journaled and carries on from the last one.
+    With a state directory the session is journaled and carries on from the last one. A
+    network venue is connected inside the console's event loop (its feeds and sender live
+    there), then journaled; the embedded exchange is built before the loop starts.
     """
     from engine.session import JournaledEngine, open_engine
 
+    network = settings.venue.name != "sim"
+    engine: LiveEngine | None = None
     try:
-        engine = (
-            LiveEngine(settings)
-            if state_dir is None
-            else open_engine(settings, state_dir, adopt_journal=adopt_journal)
-        )
+        if not network:
+            engine = (
+                LiveEngine(settings)
+                if state_dir is None
+                else open_engine(settings, state_dir, adopt_journal=adopt_journal)
+            )
     except VenueUnavailable as err:
         print(f"perpdesk: {err}", file=sys.stderr)
         return 2
-    app = PerpdeskApp(settings, engine, standalone=True)
-    exit_kind = "crash"  # unless the app returns normally
-    try:
-        code = app.run(mouse=False)
-        if app.return_code:  # an error inside the app ended it
-            exit_kind, code = "crash", app.return_code
-        else:
-            exit_kind = "signal" if app.quit_by_signal else "clean"
-    finally:
-        with signals_absorbed():  # the app's loop is gone: a signal now must not cut this short
-            if isinstance(engine, JournaledEngine):
-                left = engine.finish(exit_kind)
+
+    async def session() -> int | None:
+        nonlocal engine
+        if engine is None:
+            engine = await _connect(settings, state_dir, adopt_journal)
+        app = PerpdeskApp(settings, engine, standalone=True)
+        exit_kind = "crash"  # unless the app returns normally
+        try:
+            code = await app.run_async(mouse=False)
+            if app.return_code:  # an error inside the app ended it
+                exit_kind, code = "crash", app.return_code
             else:
-                left = engine.close() if not engine.closed else (engine.resting_left or 0)
+                exit_kind = "signal" if app.quit_by_signal else "clean"
+            return code
+        finally:
+            engine.exit_kind = exit_kind
+            # However the app ended, nothing of ours stays at the venue; a network venue's
+            # cancels need this loop, so the shutdown finishes here, signals absorbed.
+            with signals_absorbed():
+                if not engine.closed:
+                    await engine.stop()
+                if isinstance(engine, JournaledEngine):
+                    engine.finish(exit_kind)
+
+    try:
+        code = asyncio.run(session())
+    except VenueUnavailable as err:
+        print(f"perpdesk: {err}", file=sys.stderr)
+        return 2
+    finally:
+        with signals_absorbed():  # the loop is gone: a signal now must not cut this short
+            if isinstance(engine, JournaledEngine) and engine.close_report is None:
+                engine.finish("crash")
+            elif engine is not None and not engine.closed:
+                engine.close()
+    assert engine is not None
     print(f"perpdesk: {engine.shutdown_report()}", file=sys.stderr)
     if isinstance(engine, JournaledEngine):
         for note in engine.exit_notes():
             print(f"perpdesk: {note}", file=sys.stderr)
-    if left:
+    if engine.resting_left:
         return 1
     return code if isinstance(code, int) else 0
+
+
+async def _connect(settings: Settings, state_dir: Path | None, adopt_journal: bool) -> LiveEngine:
+    """Connect the network venue and build the engine on it (journaled with a state dir)."""
+    from engine.session import open_engine
+    from engine.venues.live import open_hyperliquid
+
+    venue = await open_hyperliquid(settings)
+    try:
+        if state_dir is None:
+            return LiveEngine(settings, venue=venue)
+        return open_engine(settings, state_dir, adopt_journal=adopt_journal, venue=venue)
+    except BaseException:
+        await venue.close()
+        raise

@@ -28,14 +28,10 @@ def _run_console(args: argparse.Namespace) -> int:
 
     state_dir = args.state_dir or default_state_dir()
     try:
-        if settings.venue.name != "sim" and not args.headless:
+        if settings.venue.name != "sim":
             from engine.live import check_venue
 
-            check_venue(settings)  # a bad venue setting says so first
-            raise VenueUnavailable(
-                f"venue.name = {settings.venue.name!r}: the screen does not drive a network "
-                "venue yet; run perpdesk --headless"
-            )
+            check_venue(settings)  # a bad venue setting is one line before anything starts
         if args.headless:
             from engine.session import main_headless
 

@@ -38,6 +38,7 @@ async def open_hyperliquid(settings: Settings) -> HyperliquidVenue:
         venue.account_address,
         hyperliquid_coin(settings.strategy.symbol),
         mainnet=venue.network == "mainnet",
+        network=venue.network,
         slippage_bps=venue.slippage_bps,
         dead_mans_switch_s=venue.dead_mans_switch_s,
     )

@@ -29,6 +29,12 @@ class Frame:
     size_decimals: int
     base_asset: str
     stopping: bool = False
+    network: str = ""
+    """A network venue's network (mainnet, testnet, local); "" on the embedded exchange."""
+    account: str = ""
+    """The account traded at a network venue (its address)."""
+    switch: str | None = None
+    """A network venue's dead man's switch state; None where there is none."""
 
     def alert_time_s(self, ts_ns: int) -> float:
         return self.epoch_s + (ts_ns - self.sim0_ns) / 1e9 / self.speed

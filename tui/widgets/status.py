@@ -40,6 +40,7 @@ class StatusBar(LinePane):
             int(frame.wall_time_s),
             round(s.pnl.terms.net_usd, 2),
             frame.stopping,
+            frame.switch,
         )
 
     def build(self, frame: Frame, width: int, height: int) -> list[Row]:
@@ -87,6 +88,18 @@ class StatusBar(LinePane):
         ]
         brand = " perpdesk "
         where = f" {frame.venue} · {s.symbol} "
+        # A network venue says which network and account, as a badge nobody can mistake
+        # (mainnet in the kill colour), and a dead man's switch that is off; never dropped.
+        desk: list[Segment] = []
+        if frame.network:
+            where = f" {frame.venue} · "
+            network_style = p.killed_badge if frame.network == "mainnet" else p.paused_badge
+            desk.append(Segment(f"{frame.network} · {short_address(frame.account)}",
+                                network_style))  # fmt: skip
+            desk.append(Segment(f" · {s.symbol} ", p.muted))
+            if frame.switch is not None and frame.switch.startswith("refused"):
+                desk.append(Segment("switch OFF ", p.warning))
+        desk_len = sum(len(segment.text) for segment in desk)
         # a reject streak's reason is worth more than the clock and the event rate
         min_status = min(len(status), 60) if badge in _STREAK_BADGES.values() else 24
         # What goes when space is short, in order: event rate, the brand, the clock, net P&L;
@@ -94,7 +107,7 @@ class StatusBar(LinePane):
         # is cut last.
         while True:
             right_len = sum(len(text) + 3 for _, text, _ in facts) + 1
-            left_len = len(brand) + len(where) + len(badge) + 1
+            left_len = len(brand) + len(where) + desk_len + len(badge) + 1
             if left_len + min_status + right_len <= width:
                 break
             if len(facts) == 6:
@@ -112,12 +125,20 @@ class StatusBar(LinePane):
         if brand:
             row.append(Segment(brand, p.heading))
         row.append(Segment(where, p.muted))
+        row.extend(desk)
         row.append(Segment(badge, badge_style))
         row.append(Segment(" " + fmt.fit(status, room), p.text))
         for _, text, style in facts:
             row.append(Segment(" │ ", p.rule))
             row.append(Segment(text, style))
         return [row]
+
+
+def short_address(address: str) -> str:
+    """An account address as the header shows it: `0x12ab…9f`."""
+    if len(address) <= 10:
+        return address
+    return f"{address[:6]}…{address[-2:]}"
 
 
 class KillBanner(LinePane):

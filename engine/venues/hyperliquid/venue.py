@@ -131,7 +131,10 @@ class HyperliquidVenue:
         slippage_bps: float = 50.0,
         timeout_s: float = 10.0,
         dead_mans_switch_s: float = 30.0,
+        network: str | None = None,
     ) -> None:
+        self.network = network or ("mainnet" if mainnet else "testnet")
+        """Which Hyperliquid this is, for the operator: mainnet, testnet or local."""
         self.http_url = http_url.rstrip("/")
         self.ws_url = ws_url
         self.signer = signer
