@@ -69,6 +69,9 @@ class Fill:
     is_maker: bool
     leaves_base: float = 0.0
     """Size still open on the order after this fill; 0 means the order is done."""
+    trade_id: str = ""
+    """The venue's id of the trade, where it gives one: a fill is booked once per id, across
+    restarts too ("" on the embedded exchange, whose fills reach us exactly once)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -325,6 +325,27 @@ class Quoter:
             threshold=ours,
         )
 
+    def book_missed_fill(self, fill: Fill, now_ns: int) -> None:
+        """A fill an earlier session's order made while perpdesk was down, found at the venue
+        at start: booked at its own price and fee (the mid then is unknown: none is assumed, so
+        the market's move to that price goes to the inventory term), and said."""
+        self.ledger.on_fill(
+            side=fill.side,
+            price=fill.price,
+            size_base=fill.size_base,
+            fee_usd=fill.fee_usd,
+            is_maker=fill.is_maker,
+            mid=None,
+        )
+        side = "bought" if fill.side is Side.BUY else "sold"
+        self._alert(
+            now_ns,
+            Severity.WARNING,
+            "restart",
+            f"filled while perpdesk was down, booked from the venue: {side} {fill.size_base:g} "
+            f"at {fill.price:g} (order {fill.order_id}, trade {fill.trade_id or '?'})",
+        )
+
     # ---- event entry points -------------------------------------------------------------------
 
     def on_event(self, event: VenueEvent, now_ns: int) -> list[Action]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import signal
 import sys
@@ -51,7 +52,7 @@ from engine.events import (
     Trade,
     VenueEvent,
 )
-from engine.journal import CloseReport, Journal
+from engine.journal import CloseReport, Journal, order_history
 from engine.live import LiveEngine, check_venue, run_headless, signals_absorbed
 from engine.quoter import Quoter
 from engine.sim.configure import sim_params
@@ -339,6 +340,38 @@ class JournaledEngine(LiveEngine):
             journal.mark(wall, mid)
             self._next_mark_wall_ns = wall + _NS_PER_S
 
+    async def book_missed_fills(self) -> int:
+        """Before the first pump, on a venue that can say: the fills an earlier session's
+        orders (those the journal never saw over) made while perpdesk was down, booked once
+        each by the venue's trade id, with their order's leaves as the journal counts them.
+        A restart after kill -9 then loses nothing and books nothing twice. Returns how many."""
+        missed = getattr(self.market.venue, "missed_fills", None)
+        open_orders = self.journal.recovered.open_orders
+        if missed is None or not open_orders:
+            return 0
+        history = order_history(self.journal.path.parent, open_orders)
+        sent = [h.sent_ns for h in history.values() if h.sent_ns is not None]
+        if not sent:
+            return 0
+        # From when the oldest of them was sent (a minute early: the venue's clock is not ours)
+        since_ms = min(sent) // 1_000_000 - 60_000
+        known: set[str] = set().union(*(h.trade_ids for h in history.values()))
+        fills = await missed(list(history), since_ms, known)
+        now = self._core_now_ns
+        for fill in fills:
+            order = history[fill.order_id]
+            order.filled_base += fill.size_base
+            leaves = 0.0
+            if order.size_base is not None:
+                leaves = max(0.0, round(order.size_base - order.filled_base, 12))
+            fill = dataclasses.replace(fill, ts_ns=now, leaves_base=leaves)
+            self.quoter.book_missed_fill(fill, now)
+            wall = self.wall_ns()
+            self.journal.fill(wall, fill, None)
+            if leaves <= 0:
+                self.journal.append("order_done", wall, {"order_id": fill.order_id})
+        return len(fills)
+
     def _cancel_left_behind(self) -> None:
         """Orders of ours the venue holds that this session did not send (a crashed session's)
         are handed to the core to cancel and track until gone (their fills are ours); orders
@@ -519,6 +552,27 @@ def open_engine(
     return engine
 
 
+async def open_network_engine(
+    settings: Settings, state_dir: Path, *, adopt_journal: bool = False
+) -> JournaledEngine:
+    """Connect the network venue (inside the running loop), open the journaled engine on it,
+    and book what filled while perpdesk was down; the venue is closed again on any failure."""
+    from engine.venues.live import open_hyperliquid
+
+    venue = await open_hyperliquid(settings)
+    engine: JournaledEngine | None = None
+    try:
+        engine = open_engine(settings, state_dir, adopt_journal=adopt_journal, venue=venue)
+        await engine.book_missed_fills()
+    except BaseException:
+        if engine is not None:
+            with contextlib.suppress(Exception):
+                engine.journal.close("crash", time.time_ns())
+        await venue.close()
+        raise
+    return engine
+
+
 def main_headless(settings: Settings, state_dir: Path, *, adopt_journal: bool = False) -> int:
     """`perpdesk --headless`: a journaled session until SIGINT/SIGTERM/SIGHUP, then cancel all,
     record the exit and leave; 0 when no order is left at the venue."""
@@ -531,14 +585,7 @@ def main_headless(settings: Settings, state_dir: Path, *, adopt_journal: bool = 
     async def _main() -> int:
         nonlocal engine
         if engine is None:  # a network venue is connected inside the loop, then journaled
-            from engine.venues.live import open_hyperliquid
-
-            venue = await open_hyperliquid(settings)
-            try:
-                engine = open_engine(settings, state_dir, adopt_journal=adopt_journal, venue=venue)
-            except BaseException:
-                await venue.close()
-                raise
+            engine = await open_network_engine(settings, state_dir, adopt_journal=adopt_journal)
         stop_event = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

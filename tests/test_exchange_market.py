@@ -62,7 +62,11 @@ def test_the_single_account_stream_is_unchanged_by_the_multi_account_market() ->
     mid = params.start_price_usd
     while market.next_ts_ns < 2 * 3600 * S:
         for e in market.step():
-            digest.update(repr(e).encode())
+            text = repr(e)
+            if isinstance(e, Fill):  # pinned before fills had a trade id (always "" here)
+                assert e.trade_id == ""
+                text = text.replace(", trade_id=''", "")
+            digest.update(text.encode())
             if isinstance(e, BookUpdate) and e.bids and e.asks:
                 mid = (e.bids[0][0] + e.asks[0][0]) / 2
             done = isinstance(e, OrderCanceled | OrderRejected) or (

@@ -84,7 +84,7 @@ async def test_the_console_quotes_on_the_local_exchange_and_every_key_acts_there
             app.draw_frame()
             await pilot.pause()
             header = rows_of(app, "#status")[0]
-            assert f"hyperliquid · local · {short_address(key.address)} · BTC" in header
+            assert f"hyperliquid · local · {short_address(key.address.lower())} · BTC" in header
             # the venue's position is the core's from the first book on
             assert engine.snapshot.inventory.position_base == pytest.approx(0.002)
 

@@ -35,6 +35,7 @@ from engine.events import (
     VenueEvent,
 )
 from engine.exchange.app import ServerThread
+from engine.journal import iter_records, recover
 from engine.live import LiveEngine
 from engine.snapshot import EngineState
 from engine.venues.hyperliquid import venue as venue_module
@@ -304,6 +305,71 @@ def test_after_kill_9_the_switch_cancels_and_a_restart_clears_what_was_left(
         assert server_orders(srv, key.address) == []
         gone = srv.call(lambda: [srv.server.exchange.orders[int(o["oid"])].status for o in first])
         assert gone == ["canceled", "canceled"]  # by the restart, before it quoted
+
+
+def test_fills_made_while_perpdesk_was_down_are_booked_at_restart_once_each(
+    tmp_path: Path,
+) -> None:
+    """kill -9 while quoting, then a seller sweeps through our bid before the dead man's
+    switch fires: the restart fetches that fill from the venue (userFillsByTime) and books it
+    by its trade id, once, through a second restart too; the journal's position is the
+    venue's without any adoption at mid."""
+    key = eth_account.Account.create()
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        proc = headless(srv, key, tmp_path, PERPDESK_VENUE__DEAD_MANS_SWITCH_S="60")
+        until_quoting(srv, key, proc)
+        proc.kill()
+        proc.communicate(timeout=10)
+
+        def sweep() -> None:
+            srv.server.exchange.market.inject_taker(Side.SELL, 8.0, srv.server.market_ns())
+            srv.server.advance()
+
+        srv.call(sweep)
+        missed = info_json(srv, {"type": "userFills", "user": key.address})
+        assert missed and {f["side"] for f in missed} == {"B"}, missed
+        missed_tids = {str(f["tid"]) for f in missed}
+
+        for _ in range(2):  # the second restart must not book them again
+            proc = headless(srv, key, tmp_path)
+            try:
+                until_quoting(srv, key, proc)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+        journal = list(iter_records(tmp_path))
+        booked = [json.loads(r[4]).get("trade_id") for r in journal if r[3] == "fill"]
+        assert sorted(t for t in booked if t in missed_tids) == sorted(missed_tids)
+        assert not [r for r in journal if r[3] == "reconcile"]  # nothing adopted at mid
+        alerts = [json.loads(r[4])["message"] for r in journal if r[3] == "alert"]
+        assert any("filled while perpdesk was down" in a for a in alerts), alerts
+        state = info_json(srv, {"type": "clearinghouseState", "user": key.address})
+        szi = sum(float(p["position"]["szi"]) for p in state["assetPositions"])
+        funding = info_json(srv, {"type": "userFunding", "user": key.address, "startTime": 0})
+        venue_funding = sum(Decimal(f["delta"]["usdc"]) for f in funding)
+        # cash: what the fills cost and paid in fees, to the micro-dollar, on both sides
+        venue_cash = Decimal(state["marginSummary"]["totalRawUsd"]) - DEPOSIT - venue_funding
+    ledger = recover(tmp_path, time.time_ns()).ledger
+    ours = ledger.cash - ledger.funding
+    assert abs(Decimal(ours.numerator) / Decimal(ours.denominator) - venue_cash) < Decimal("1e-6")
+    report = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "status", "--state-dir", str(tmp_path), "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(report.stdout)["position_base"] == pytest.approx(szi, abs=1e-9)
+    assert szi != 0
+
+
+DEPOSIT = Decimal(100_000)
+
+
+def info_json(srv: ServerThread, body: dict[str, Any]) -> Any:
+    import httpx
+
+    reply = httpx.post(srv.url + "/info", json=body, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
 
 
 async def test_an_order_answered_late_is_resolved_by_its_cloid_not_sent_twice(

@@ -442,14 +442,14 @@ def run_console(
 
 async def _connect(settings: Settings, state_dir: Path | None, adopt_journal: bool) -> LiveEngine:
     """Connect the network venue and build the engine on it (journaled with a state dir)."""
-    from engine.session import open_engine
+    from engine.session import open_network_engine
     from engine.venues.live import open_hyperliquid
 
+    if state_dir is not None:
+        return await open_network_engine(settings, state_dir, adopt_journal=adopt_journal)
     venue = await open_hyperliquid(settings)
     try:
-        if state_dir is None:
-            return LiveEngine(settings, venue=venue)
-        return open_engine(settings, state_dir, adopt_journal=adopt_journal, venue=venue)
+        return LiveEngine(settings, venue=venue)
     except BaseException:
         await venue.close()
         raise

@@ -26,7 +26,15 @@ daily loss limit is about the operator's calendar day, whatever clock a session 
 
 from engine.journal.files import JOURNAL_FILE, LOCK_FILE, JournalError, default_state_dir
 from engine.journal.fold import _Fold, ledger_from_state, ledger_state
-from engine.journal.reader import Identity, Recovered, iter_records, recover, status
+from engine.journal.reader import (
+    Identity,
+    OrderHistory,
+    Recovered,
+    iter_records,
+    order_history,
+    recover,
+    status,
+)
 from engine.journal.records import DURABLE, KNOWN_KINDS, SCHEMA_VERSION, check_record
 from engine.journal.writer import BUSY_TIMEOUT_MS, CHECKPOINT_EVERY, EXITS, CloseReport, Journal
 
@@ -43,6 +51,7 @@ __all__ = [
     "Identity",
     "Journal",
     "JournalError",
+    "OrderHistory",
     "Recovered",
     "_Fold",
     "check_record",
@@ -50,6 +59,7 @@ __all__ = [
     "iter_records",
     "ledger_from_state",
     "ledger_state",
+    "order_history",
     "recover",
     "status",
 ]

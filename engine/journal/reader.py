@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import urllib.parse
@@ -343,3 +344,47 @@ def iter_records(state_dir: Path) -> Iterator[tuple[int, int, int, str, str]]:
         yield from conn.execute("SELECT seq, session, ts_ns, kind, data FROM records ORDER BY seq")
     finally:
         conn.close()
+
+
+@dataclass
+class OrderHistory:
+    """What the journal holds of one order: when it was sent, its size, and its fills."""
+
+    sent_ns: int | None = None
+    size_base: float | None = None
+    filled_base: float = 0.0
+    trade_ids: set[str] = field(default_factory=set)
+
+
+def order_history(state_dir: Path, order_ids: Iterable[str]) -> dict[str, OrderHistory]:
+    """The journal's record of these orders (sent, size, fills with their trade ids): what a
+    restart needs to book, once each, the fills the venue made while perpdesk was down."""
+    wanted = set(order_ids)
+    out = {order_id: OrderHistory() for order_id in wanted}
+    path = Path(state_dir) / JOURNAL_FILE
+    if not wanted or not path.exists():
+        return out
+    try:
+        conn = _open_read_only(path)
+        try:
+            rows = conn.execute(
+                "SELECT ts_ns, kind, data FROM records WHERE kind IN ('order_sent', 'fill') "
+                "ORDER BY seq"
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal {path}: cannot read: {exc}") from exc
+    for ts_ns, kind, text in rows:
+        data = json.loads(text)
+        history = out.get(data.get("order_id"))
+        if history is None:
+            continue
+        if kind == "order_sent":
+            history.sent_ns = ts_ns
+            history.size_base = data.get("size_base")
+        else:
+            history.filled_base += data["size_base"]
+            if data.get("trade_id"):
+                history.trade_ids.add(data["trade_id"])
+    return out

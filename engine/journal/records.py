@@ -87,6 +87,7 @@ def _check_fill(d: dict[str, Any]) -> str | None:
         or maker
         or _number(d, "leaves_base", 0, 1e6, lo_closed=True)
         or _number(d, "mid", 0, 1e9, nullable=True)
+        or _text(d, "trade_id", optional=True)
     )
 
 

@@ -451,11 +451,14 @@ class Journal:
             self._check_stall(end)
 
     def fill(self, ts_ns: int, fill: Fill, mid: float | None) -> None:
-        self.append("fill", ts_ns, {
+        data: dict[str, Any] = {
             "order_id": fill.order_id, "side": int(fill.side), "price": fill.price,
             "size_base": fill.size_base, "fee_usd": fill.fee_usd, "is_maker": fill.is_maker,
             "leaves_base": fill.leaves_base, "mid": mid,
-        })  # fmt: skip
+        }  # fmt: skip
+        if fill.trade_id:
+            data["trade_id"] = fill.trade_id
+        self.append("fill", ts_ns, data)
 
     def mark(self, ts_ns: int, mid: float) -> None:
         self.append("mark", ts_ns, {"mid": mid})

@@ -30,7 +30,7 @@ import hashlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -223,6 +223,8 @@ class HyperliquidVenue:
             await self._info({"type": "clearinghouseState", "user": self.account})
         )
         self.position_base = float(state.position(self.coin))
+        if state.time is not None:  # the position includes every fill up to then, no later
+            self._start_ms = int(state.time) + 1
         fees = wire.decode_user_fees(await self._info({"type": "userFees", "user": self.account}))
         self.maker_fee_pct = float(Decimal(fees.user_add_rate) * 100)
         self.taker_fee_pct = float(Decimal(fees.user_cross_rate) * 100)
@@ -266,6 +268,46 @@ class HyperliquidVenue:
                 f"{len(foreign)} order(s) not placed by perpdesk are open on this account "
                 "(left alone: they count in the venue's position if they fill)"
             )
+
+    async def missed_fills(
+        self, order_ids: Iterable[str], since_ms: int, known_tids: set[str]
+    ) -> list[Fill]:
+        """Fills of these orders (an earlier session's, not known to be over) that the venue
+        made from `since_ms` on and that are not among `known_tids` (those the journal holds):
+        what filled while perpdesk was down, oldest first. Their trade ids are marked seen, so
+        the feed never hands them over a second time (one already queued is dropped)."""
+        by_cloid = {cloid_of(order_id): order_id for order_id in order_ids}
+        if not by_cloid:
+            return []
+        found: dict[int, wire.WsFill] = {}
+        start = since_ms
+        while True:  # userFillsByTime answers at most 2,000 fills: page on by time
+            page = wire.decode_user_fills(await self._info({
+                "type": "userFillsByTime", "user": self.account, "startTime": start,
+            }))  # fmt: skip
+            for fill in page:
+                if fill.coin == self.coin and (fill.cloid or "") in by_cloid:
+                    found.setdefault(int(fill.tid), fill)
+            if len(page) < 2000:
+                break
+            last = max(int(fill.time) for fill in page)
+            start = last if last > start else start + 1
+        now = self.clock()
+        out: list[Fill] = []
+        for tid, fill in sorted(found.items(), key=lambda item: (int(item[1].time), item[0])):
+            if str(tid) in known_tids or tid in self._tids:
+                continue
+            self._tids.add(tid)
+            out.append(Fill(now, by_cloid[fill.cloid or ""], wire.fill_side(fill),
+                            float(wire.fill_px(fill)), float(wire.fill_sz(fill)),
+                            float(wire.fill_fee(fill)), wire.is_maker(fill), 0.0,
+                            str(tid)))  # fmt: skip
+        taken = {fill.trade_id for fill in out}
+        for index, (ts, events) in enumerate(self._inbox):  # the feed's copy, if it came first
+            kept = [e for e in events if not (isinstance(e, Fill) and e.trade_id in taken)]
+            if len(kept) != len(events):
+                self._inbox[index] = (ts, kept)
+        return out
 
     async def _nothing_of_ours_left(self) -> bool:
         orders = wire.decode_open_orders(
@@ -733,7 +775,8 @@ class HyperliquidVenue:
             ours = self._by_cloid.get(fill.cloid or "") or self._by_oid.get(int(fill.oid))
             sz = wire.fill_sz(fill)
             side = wire.fill_side(fill)
-            self.position_base = float(Decimal(repr(self.position_base)) + side * sz)
+            if int(fill.time) >= self._start_ms:  # older ones are in the position read at start
+                self.position_base = float(Decimal(repr(self.position_base)) + side * sz)
             if ours is None:  # not ours: the gate refuses it and says so
                 order_id, leaves = f"hl-oid-{fill.oid}", Decimal(0)
             else:
@@ -743,7 +786,7 @@ class HyperliquidVenue:
                     ours.done = True
             out.append(Fill(now, order_id, side, float(wire.fill_px(fill)),
                             float(sz), float(wire.fill_fee(fill)), wire.is_maker(fill),
-                            float(leaves)))  # fmt: skip
+                            float(leaves), str(tid)))  # fmt: skip
             if ours is not None:
                 out.extend(self._settle(ours))
         return out
