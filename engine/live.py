@@ -27,6 +27,7 @@ from engine.alerts import Severity
 from engine.config import Settings
 from engine.events import Action, CancelAll, Command, PlaceQuote, SetPaused
 from engine.quoter import Quoter
+from engine.ratelimit import cancel_reserve
 from engine.sim.configure import sim_params
 from engine.sim.market import SimMarket
 from engine.sim.params import SimParams
@@ -145,6 +146,12 @@ class LiveEngine:
 
         self._wall0_ns = self._clock()
         self._switch_seen: str | None = None
+        self._address_low = False
+        venue_limit = getattr(self.market, "ip_weight_limit", None)
+        self._rate_limit = min(settings.risk.rate_limit_calls, venue_limit or (1 << 31))
+        """The rate budget's limit before the venue's address budget is taken into account."""
+        if self._rate_limit != self.quoter.budget.limit:
+            self.quoter.budget.set_limit(self._rate_limit)
         if self.realtime:  # a started network venue: events on our clock, wake us on arrival
             self.market.clock = self.sim_now_ns
             self.market.wake = self.wake
@@ -266,6 +273,46 @@ class LiveEngine:
                 now, Severity.WARNING, "venue", f"dead man's switch OFF, the venue {state}"
             )
 
+    def _sync_rate_budget(self) -> None:
+        """A network venue's own accounting feeds the core's rate budget: the REST weight it
+        spent beyond the core's actions (reads, the dead man's switch) is spent on it, and
+        when the venue's address budget has fewer requests left than the window, the limit
+        shrinks to them (the cancel reserve stays on top: the venue lets cancels past it)."""
+        market, budget = self.market, self.quoter.budget
+        now = self._core_now_ns
+        take = getattr(market, "take_side_weight", None)
+        weight = take() if take is not None else 0
+        if weight:
+            budget.spend(now, weight)
+        room = market.address_room() if hasattr(market, "address_room") else None
+        if room is None:
+            return
+        reserve = cancel_reserve(self._rate_limit)
+        used = budget.used(now)
+        limit = self._rate_limit
+        # reads weigh on the window but not on the address budget: from here on the core may
+        # send `room` more orders and cancels, and the reserve's cancels past them
+        low = used + max(0, room) + reserve < limit
+        if low:
+            limit = max(used + max(0, room) + reserve, reserve + 1)
+        if limit != budget.limit:
+            budget.set_limit(limit, reserve)
+        if low != self._address_low:
+            self._address_low = low
+            cap = getattr(market, "address_cap", None)
+            if low:
+                self.quoter.raise_alert(
+                    now,
+                    Severity.WARNING,
+                    "rate limit",
+                    f"venue address budget low: {max(0, room):,} requests left of {cap:,}; "
+                    "quoting limited to them (each USDC traded frees one)",
+                )
+            else:
+                self.quoter.raise_alert(
+                    now, Severity.INFO, "rate limit", f"venue address budget back: {room:,} left"
+                )
+
     def pump(self) -> None:
         """Everything one wake-up does: catch the venue up, apply commands, maybe publish.
 
@@ -275,6 +322,7 @@ class LiveEngine:
         self.pumps += 1
         if self.realtime:
             self._watch_switch()
+            self._sync_rate_budget()
         started_ns = self._clock()
         target_ns = self.sim_now_ns(started_ns)
         forced = False

@@ -40,6 +40,15 @@ class RateBudget:
         self._calls: deque[list[int]] = deque()  # [ts_ns, count], oldest first
         self._used = 0
 
+    def set_limit(self, limit: int, reserve: int | None = None) -> None:
+        """A new hard limit (and cancel reserve), from the venue's own accounting; calls
+        already spent stay counted."""
+        reserve = cancel_reserve(limit) if reserve is None else reserve
+        if limit <= 0 or not 0 <= reserve < limit:
+            raise ValueError(f"rate budget needs 0 <= reserve < limit, got {reserve}, {limit}")
+        self.limit = limit
+        self.reserve = reserve
+
     def _expire(self, now_ns: int) -> None:
         cutoff = now_ns - self._window_ns
         calls = self._calls

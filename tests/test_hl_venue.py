@@ -192,6 +192,68 @@ async def test_the_live_engine_quotes_on_the_local_exchange_and_kill_leaves_noth
         assert server_orders(srv, key.address) == []
 
 
+async def test_the_core_rate_budget_counts_all_the_weight_the_venue_charges() -> None:
+    """The reads, the dead man's switch and the core's own orders: the core's rate budget (the
+    header's API figure) never shows less than the local exchange has charged this IP."""
+    key = eth_account.Account.create()
+    settings = Settings(strategy=StrategySettings(symbol="BTC", vol_sample_interval_s=0.2,
+                                                  vol_min_samples=3))  # fmt: skip
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        venue = local_venue(srv, key)
+        await venue.start()
+        engine = LiveEngine(settings, venue=venue)
+        engine.start()
+        try:
+            assert await wait_async(lambda: len(server_orders(srv, key.address)) == 2, 15)
+            await asyncio.sleep(1.0)
+
+            def charged() -> float:
+                per_min = srv.server.settings.ip_weight_per_min
+                bucket = srv.server.buckets["127.0.0.1"]
+                refill = (time.monotonic() - bucket.stamp) * per_min / 60
+                return per_min - min(per_min, bucket.level + refill)
+
+            server_used = srv.call(charged)
+            ours = engine.quoter.budget.used(engine.sim_now_ns())
+            # the bucket refills 20 a second: what is left of the start-up reads (84) and since
+            assert server_used > 10
+            assert ours >= server_used
+            assert ours >= 84  # meta, userFees, userRateLimit, openOrders: 20 each; 2 each else
+            assert engine.snapshot.api_calls_limit == 1_200
+        finally:
+            await engine.stop()
+
+
+async def test_a_low_address_budget_limits_the_core_and_says_so() -> None:
+    """An account with few address requests left (userRateLimit): the core's limit shrinks to
+    them, an alert says so, and no order is refused by the venue for the address budget."""
+    key = eth_account.Account.create()
+    settings = Settings(strategy=StrategySettings(symbol="BTC", vol_sample_interval_s=0.2,
+                                                  vol_min_samples=3))  # fmt: skip
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        user = key.address.lower()
+
+        def nearly_spent() -> None:
+            exchange = srv.server.exchange
+            exchange.requests_used[user] = exchange.rate_cap(user) - 5
+
+        srv.call(nearly_spent)
+        venue = local_venue(srv, key)
+        await venue.start()
+        engine = LiveEngine(settings, venue=venue)
+        engine.start()
+        try:
+            alerts = lambda: " | ".join(a.message for a in engine.quoter.alerts)  # noqa: E731
+            assert await wait_async(lambda: "venue address budget low" in alerts(), 10)
+            assert engine.snapshot.api_calls_limit < 1_200
+            # the switch, two quotes, a refresh: the few requests run out, quotes are held
+            assert await wait_async(lambda: "quotes held back" in alerts(), 20)
+            assert "Too many cumulative requests" not in alerts()
+        finally:
+            await engine.stop()
+        assert server_orders(srv, key.address) == []
+
+
 async def wait_async(condition: Callable[[], bool], limit_s: float) -> bool:
     deadline = asyncio.get_running_loop().time() + limit_s
     while asyncio.get_running_loop().time() < deadline:

@@ -72,6 +72,13 @@ ORDER_TTL_MS = 5_000
 """Orders are signed to expire this long after they are sent: one left unanswered is known
 for sure to be dead once that time has passed, so it is never resent blindly nor left behind."""
 _PING_S = 50.0
+IP_WEIGHT_PER_MIN = 1_200
+"""REST weight an IP may spend a minute (HTTP 429 past it)."""
+_INFO_WEIGHT = {"l2Book": 2, "allMids": 2, "clearinghouseState": 2, "orderStatus": 2,
+                "spotClearinghouseState": 2, "exchangeStatus": 2, "userRole": 60}  # fmt: skip
+"""/info weights by request type; every other type weighs 20."""
+_LIMITS_EVERY_S = 30.0
+"""How often the address budget (userRateLimit) is read again."""
 _JSON = msgspec.json.Encoder()
 _DONE_STATUSES = frozenset({"canceled", "rejected", "filled"})
 
@@ -177,6 +184,15 @@ class HyperliquidVenue:
         self._start_ms = 0
         self._fresh = False
         """A book has come since the last (re)subscribe: quotes may go out."""
+        self.ip_weight_limit = IP_WEIGHT_PER_MIN
+        self._side_weight = 0
+        """REST weight spent beyond the core's own actions (reads, the dead man's switch,
+        start-up cancels), not yet handed to the core's rate budget."""
+        self.address_used: int | None = None
+        self.address_cap: int | None = None
+        """The address budget as userRateLimit last said (None until read)."""
+        self._address_sent = 0
+        """Address requests sent since that read (each order or cancel of a batch counts)."""
 
     # ---- the pull interface ----------------------------------------------------------------
 
@@ -203,6 +219,18 @@ class HyperliquidVenue:
             if o.oid is not None and not o.done
         ]
 
+    def take_side_weight(self) -> int:
+        """REST weight spent since the last call on what the core did not ask for (the core
+        counts its own actions): the shell spends it on the core's rate budget."""
+        weight, self._side_weight = self._side_weight, 0
+        return weight
+
+    def address_room(self) -> int | None:
+        """Address requests left before the venue refuses new orders (None: not known)."""
+        if self.address_cap is None or self.address_used is None:
+            return None
+        return self.address_cap - self.address_used - self._address_sent
+
     def _emit(self, events: list[VenueEvent]) -> None:
         if events:
             self._inbox.append((self.clock(), events))
@@ -228,6 +256,7 @@ class HyperliquidVenue:
         fees = wire.decode_user_fees(await self._info({"type": "userFees", "user": self.account}))
         self.maker_fee_pct = float(Decimal(fees.user_add_rate) * 100)
         self.taker_fee_pct = float(Decimal(fees.user_cross_rate) * 100)
+        await self._read_limits()
         await self._clear_left_orders()
         book = wire.decode_l2_book(await self._info({"type": "l2Book", "coin": self.coin}))
         event = wire.book_event(book, self.clock())
@@ -240,6 +269,7 @@ class HyperliquidVenue:
             asyncio.create_task(self._feed(), name="hyperliquid-feed"),
             asyncio.create_task(self._sender(), name="hyperliquid-sender"),
         ]
+        self._tasks.append(asyncio.create_task(self._limits(), name="hyperliquid-limits"))
         if self.dead_mans_switch_s > 0:
             switch = asyncio.create_task(self._switch(), name="hyperliquid-switch")
             switch.add_done_callback(self._switch_ended)
@@ -285,6 +315,7 @@ class HyperliquidVenue:
             page = wire.decode_user_fills(await self._info({
                 "type": "userFillsByTime", "user": self.account, "startTime": start,
             }))  # fmt: skip
+            self._side_weight += len(page) // 20
             for fill in page:
                 if fill.coin == self.coin and (fill.cloid or "") in by_cloid:
                     found.setdefault(int(fill.tid), fill)
@@ -308,6 +339,22 @@ class HyperliquidVenue:
             if len(kept) != len(events):
                 self._inbox[index] = (ts, kept)
         return out
+
+    async def _read_limits(self) -> None:
+        limit = wire.decode_user_rate_limit(
+            await self._info({"type": "userRateLimit", "user": self.account})
+        )
+        self.address_used, self.address_cap = limit.n_requests_used, limit.n_requests_cap
+        self._address_sent = 0
+
+    async def _limits(self) -> None:
+        """Read the address budget again now and then (it grows with volume traded)."""
+        while True:
+            await asyncio.sleep(_LIMITS_EVERY_S)
+            try:
+                await self._read_limits()
+            except (httpx.HTTPError, wire.WireError) as exc:
+                self.errors.append(f"userRateLimit: {type(exc).__name__}: {exc}")
 
     async def _nothing_of_ours_left(self) -> bool:
         orders = wire.decode_open_orders(
@@ -367,14 +414,21 @@ class HyperliquidVenue:
     # ---- REST --------------------------------------------------------------------------------
 
     async def _info(self, body: dict[str, Any]) -> bytes:
+        self._side_weight += _INFO_WEIGHT.get(body["type"], 20)
         reply = await self.http.post("/info", content=_JSON.encode(body),
                                      headers={"Content-Type": "application/json"})  # fmt: skip
         reply.raise_for_status()
         return reply.content
 
     async def _post_action(
-        self, action: dict[str, Any], expires_after: int | None = None
+        self, action: dict[str, Any], expires_after: int | None = None, *, side: bool = True
     ) -> wire.ExchangeReply:
+        """Sign and send one action. `side`: not one the core asked for (the core counts its
+        own in its rate budget; the weight of these is handed to it)."""
+        items = action.get("orders") or action.get("cancels") or action.get("modifies") or (1,)
+        self._address_sent += len(items)
+        if side:
+            self._side_weight += 1 + len(items) // 40
         nonce = self.nonces.next()
         signature = self.signer.sign_l1(
             action, nonce, expires_after=expires_after, mainnet=self.mainnet
@@ -532,7 +586,7 @@ class HyperliquidVenue:
         if wires:
             expires = time.time_ns() // 1_000_000 + ORDER_TTL_MS
             try:
-                reply = await self._post_action(order_action(wires), expires)
+                reply = await self._post_action(order_action(wires), expires, side=False)
             except _Unanswered as exc:
                 self._later(self._resolve(sent, str(exc), expires))
                 return
@@ -552,7 +606,7 @@ class HyperliquidVenue:
                            "Ioc", ours.cloid)  # fmt: skip
         expires = time.time_ns() // 1_000_000 + ORDER_TTL_MS
         try:
-            reply = await self._post_action(order_action([order]), expires)
+            reply = await self._post_action(order_action([order]), expires, side=False)
         except _Unanswered as exc:
             self._later(self._resolve([ours], str(exc), expires))
             return
@@ -624,7 +678,7 @@ class HyperliquidVenue:
         ours.expected = filled if ours.expected is None else max(ours.expected, filled)
         return self._settle(ours)
 
-    async def _cancel(self, order_ids: list[str]) -> None:
+    async def _cancel(self, order_ids: list[str], *, side: bool = False) -> None:
         now = self.clock()
         targets: list[_Ours] = []
         out: list[VenueEvent] = []
@@ -639,7 +693,7 @@ class HyperliquidVenue:
             return
         try:
             reply = await self._post_action(
-                cancel_by_cloid_action([(self.asset, o.cloid) for o in targets])
+                cancel_by_cloid_action([(self.asset, o.cloid) for o in targets]), side=side
             )
         except _Unanswered as exc:  # the core retries a refused cancel: safe to say so
             now = self.clock()
@@ -662,14 +716,14 @@ class HyperliquidVenue:
                 out.append(CancelRejected(now, ours.order_id, reason))
         self._emit(out)
 
-    async def _cancel_all(self) -> None:
+    async def _cancel_all(self, *, side: bool = False) -> None:
         live = [
             o.order_id
             for o in self._orders.values()
             if not o.done and not o.ending and not o.is_ioc
         ]
         if live:
-            await self._cancel(live)
+            await self._cancel(live, side=side)
 
     # ---- the feed ----------------------------------------------------------------------------
 
@@ -703,7 +757,7 @@ class HyperliquidVenue:
     async def _pull_quotes(self) -> None:
         """The feed is gone: our quotes must not outlive it."""
         with contextlib.suppress(Exception):
-            await self._cancel_all()
+            await self._cancel_all(side=True)
 
     async def _subscribe(self, ws: Any) -> None:
         user = self.account
