@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import secrets
 import signal
 import sys
@@ -52,7 +53,7 @@ from engine.events import (
     Trade,
     VenueEvent,
 )
-from engine.journal import CloseReport, Journal, order_history
+from engine.journal import CloseReport, Journal, lock_state_dir, order_history
 from engine.live import LiveEngine, check_venue, run_headless, signals_absorbed
 from engine.quoter import Quoter
 from engine.sim.configure import sim_params
@@ -349,7 +350,9 @@ class JournaledEngine(LiveEngine):
         open_orders = self.journal.recovered.open_orders
         if missed is None or not open_orders:
             return 0
-        history = order_history(self.journal.path.parent, open_orders)
+        history = order_history(
+            self.journal.path.parent, open_orders, since_session=min(open_orders.values())
+        )
         sent = [h.sent_ns for h in history.values() if h.sent_ns is not None]
         if not sent:
             return 0
@@ -494,6 +497,7 @@ def open_engine(
     wall_ns: WallClock = time.time_ns,
     adopt_journal: bool = False,
     venue: Any = None,
+    locked_fd: int | None = None,
     **engine_options: Any,
 ) -> JournaledEngine:
     """The engine for a live session in `state_dir`, carrying on from its journal. With a
@@ -511,6 +515,7 @@ def open_engine(
         account=(settings.venue.account_address or "") if venue is not None else "",
         adopt=adopt_journal,
         stall_s=settings.risk.journal_stall_s,
+        locked_fd=locked_fd,
     )
     try:
         rec = journal.recovered
@@ -559,10 +564,20 @@ async def open_network_engine(
     and book what filled while perpdesk was down; the venue is closed again on any failure."""
     from engine.venues.live import open_hyperliquid
 
-    venue = await open_hyperliquid(settings)
-    engine: JournaledEngine | None = None
+    # The state directory first: a second perpdesk on it must not touch the venue (cancel
+    # the running session's quotes, take over its dead man's switch) before being refused.
+    check_venue(settings)
+    locked_fd = lock_state_dir(state_dir)
     try:
-        engine = open_engine(settings, state_dir, adopt_journal=adopt_journal, venue=venue)
+        venue = await open_hyperliquid(settings)
+    except BaseException:
+        os.close(locked_fd)
+        raise
+    engine: JournaledEngine | None = None
+    try:  # the journal owns the lock from here on
+        engine = open_engine(
+            settings, state_dir, adopt_journal=adopt_journal, venue=venue, locked_fd=locked_fd
+        )
         await engine.book_missed_fills()
     except BaseException:
         if engine is not None:

@@ -1,8 +1,7 @@
 """The console on Hyperliquid: the same screen and keys over the local exchange, on real loopback
 sockets. The header names the network and the account; k leaves no order on the server; h
-hedges with an IOC that fills there; q cancels everything and exits; a restart after kill -9
-books what the venue filled while the process was dead, once; SIGHUP (the SSH window closed)
-ends the session like q."""
+hedges with an IOC that fills there; q cancels everything and exits; a refused dead man's
+switch shows in the header; SIGHUP (the SSH window closed) ends the session like q."""
 
 from __future__ import annotations
 

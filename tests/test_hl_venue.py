@@ -18,6 +18,7 @@ from typing import Any
 
 import eth_account
 import pytest
+from exchange_support import best
 
 from engine.config import Settings, StrategySettings
 from engine.events import (
@@ -421,6 +422,87 @@ def test_fills_made_while_perpdesk_was_down_are_booked_at_restart_once_each(
     )  # fmt: skip
     assert json.loads(report.stdout)["position_base"] == pytest.approx(szi, abs=1e-9)
     assert szi != 0
+
+
+async def test_a_missed_fill_is_booked_once_whether_the_feed_or_the_fetch_sees_it_first() -> None:
+    """Start-up's race: an earlier session's order fills after this session's venue started but
+    before its catch-up ran, so the feed hands the fill over as one of an unknown order. The
+    catch-up books it with its order and drops the feed's copy; the position counts it once;
+    a trade id the journal already holds is never booked again."""
+    key = eth_account.Account.create()
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        earlier = local_venue(srv, key, dead_mans_switch_s=0)
+        restarted = local_venue(srv, key, dead_mans_switch_s=0)
+        await restarted.start()  # nothing of ours rests yet: nothing to clear
+        await earlier.start()
+        try:
+            since_ms = time.time_ns() // 1_000_000 - 60_000
+            bid, _ = best(srv)
+            earlier.submit(PlaceQuote("s1-ab-q1", Side.BUY, float(bid - 5), 0.001), 0)
+            await events_until(earlier, lambda s: any(isinstance(e, OrderAccepted) for e in s))
+
+            def sweep() -> None:
+                srv.server.exchange.market.inject_taker(Side.SELL, 8.0, srv.server.market_ns())
+                srv.server.advance()
+
+            srv.call(sweep)
+            queued = await events_until(  # the feed's copy: a fill of an order it does not know
+                restarted, lambda s: any(isinstance(e, Fill) for e in s)
+            )
+            strays = [e for e in queued if isinstance(e, Fill)]
+            assert [e.order_id.startswith("hl-oid-") for e in strays] == [True] * len(strays)
+            # put them back as the shell would find them at its first step (not yet handed over)
+            restarted._inbox.append((restarted.clock(), strays))
+            position = restarted.position_base
+            assert position == pytest.approx(sum(e.size_base for e in strays))
+
+            booked = await restarted.missed_fills(["s1-ab-q1"], since_ms, set())
+            assert [(f.order_id, f.trade_id) for f in booked] == [
+                ("s1-ab-q1", e.trade_id) for e in strays
+            ]
+            assert restarted.position_base == position  # counted once
+            left: list[VenueEvent] = []
+            while restarted.next_ts_ns < 1 << 62:
+                left.extend(restarted.step())
+            assert not [e for e in left if isinstance(e, Fill)]
+            journaled = {f.trade_id for f in booked}
+            assert await restarted.missed_fills(["s1-ab-q1"], since_ms, journaled) == []
+        finally:
+            await earlier.close()
+            await restarted.close()
+
+
+def test_a_second_perpdesk_on_the_same_state_dir_is_refused_before_touching_the_venue(
+    tmp_path: Path,
+) -> None:
+    """The state directory is locked before the venue is connected: a second session on it is
+    one line, exit 2, and the running one's quotes and dead man's switch are untouched."""
+    key = eth_account.Account.create()
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        first = headless(srv, key, tmp_path)
+        try:
+            quotes = until_quoting(srv, key, first)
+            user = key.address.lower()
+            first.send_signal(signal.SIGSTOP)  # the running session holds still meanwhile
+            try:
+                time.sleep(0.3)  # its last requests land
+                quotes = server_orders(srv, key.address)
+                served = srv.call(lambda: srv.server.requests)
+                second = headless(srv, key, tmp_path)
+                _, err = second.communicate(timeout=30)
+                assert srv.call(lambda: srv.server.requests) == served  # not one request
+            finally:
+                first.send_signal(signal.SIGCONT)
+            assert second.returncode == 2
+            assert err.startswith(f"perpdesk: state directory {tmp_path} is in use")
+            assert err.count("\n") == 1
+            still = {o["oid"] for o in server_orders(srv, key.address)}
+            assert still == {o["oid"] for o in quotes}  # its quotes untouched
+            assert srv.call(lambda: srv.server.exchange.schedules[user].at_ms) is not None
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first.communicate(timeout=30)
+        assert first.returncode == 0
 
 
 DEPOSIT = Decimal(100_000)

@@ -24,7 +24,13 @@ Times in the journal are wall-clock UTC nanoseconds (the shell stamps them), bec
 daily loss limit is about the operator's calendar day, whatever clock a session ran on.
 """
 
-from engine.journal.files import JOURNAL_FILE, LOCK_FILE, JournalError, default_state_dir
+from engine.journal.files import (
+    JOURNAL_FILE,
+    LOCK_FILE,
+    JournalError,
+    default_state_dir,
+    lock_state_dir,
+)
 from engine.journal.fold import _Fold, ledger_from_state, ledger_state
 from engine.journal.reader import (
     Identity,
@@ -59,6 +65,7 @@ __all__ = [
     "iter_records",
     "ledger_from_state",
     "ledger_state",
+    "lock_state_dir",
     "order_history",
     "recover",
     "status",

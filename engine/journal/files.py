@@ -125,6 +125,11 @@ def _lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+lock_state_dir = _lock_state_dir
+"""Take the state directory's lock before a session starts (a network venue is connected only
+once it is ours); hand the descriptor to `Journal(locked_fd=)`, or close it to let go."""
+
+
 def _recovery_files(state_dir: Path) -> list[Path]:
     """Recovery files not yet imported, oldest session first."""
     try:

@@ -356,9 +356,12 @@ class OrderHistory:
     trade_ids: set[str] = field(default_factory=set)
 
 
-def order_history(state_dir: Path, order_ids: Iterable[str]) -> dict[str, OrderHistory]:
-    """The journal's record of these orders (sent, size, fills with their trade ids): what a
-    restart needs to book, once each, the fills the venue made while perpdesk was down."""
+def order_history(
+    state_dir: Path, order_ids: Iterable[str], since_session: int = 0
+) -> dict[str, OrderHistory]:
+    """The journal's record of these orders (sent, size, fills with their trade ids), read
+    from the records of session `since_session` on: what a restart needs to book, once each,
+    the fills the venue made while perpdesk was down."""
     wanted = set(order_ids)
     out = {order_id: OrderHistory() for order_id in wanted}
     path = Path(state_dir) / JOURNAL_FILE
@@ -368,8 +371,9 @@ def order_history(state_dir: Path, order_ids: Iterable[str]) -> dict[str, OrderH
         conn = _open_read_only(path)
         try:
             rows = conn.execute(
-                "SELECT ts_ns, kind, data FROM records WHERE kind IN ('order_sent', 'fill') "
-                "ORDER BY seq"
+                "SELECT ts_ns, kind, data FROM records WHERE session >= ? AND "
+                "kind IN ('order_sent', 'fill') ORDER BY seq",
+                (since_session,),
             ).fetchall()
         finally:
             conn.close()

@@ -268,8 +268,12 @@ class Journal:
         connect: Callable[[Path], sqlite3.Connection] | None = None,
         checkpoint_every: int = CHECKPOINT_EVERY,
         fsync: bool = False,
+        locked_fd: int | None = None,
     ) -> None:
-        """`fsync=True` syncs every commit to the disk (SQLite synchronous=FULL): committed
+        """`locked_fd`: the state directory's lock, already taken (`lock_state_dir`); the
+        journal owns it from here on.
+
+        `fsync=True` syncs every commit to the disk (SQLite synchronous=FULL): committed
         records then survive a power loss, at ~0.3 ms per durable append on a virtual disk.
         By default (synchronous=NORMAL in WAL mode) a committed record survives the process
         being killed, and a power loss can roll back only the last commits."""
@@ -289,7 +293,7 @@ class Journal:
         """Set when a failure clears ("journal writable again: N records written late")."""
         self.write_errors = 0
         """Failed write attempts (each retried)."""
-        self._dir_fd = _lock_state_dir(state_dir)
+        self._dir_fd = _lock_state_dir(state_dir) if locked_fd is None else locked_fd
         self._conn: sqlite3.Connection | None = None
         try:
             self._open(connect, started_ns, adopt, fsync)

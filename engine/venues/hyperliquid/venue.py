@@ -55,6 +55,7 @@ from engine.events import (
     Side,
     VenueEvent,
 )
+from engine.live import VenueUnavailable
 from engine.venues.hyperliquid import wire
 from engine.venues.hyperliquid.grid import Grid
 from engine.venues.hyperliquid.signing import (
@@ -180,7 +181,6 @@ class HyperliquidVenue:
         self.taker_fee_pct = 0.045
         """Our rates in % (userFees at start; each fill still carries its own fee)."""
         self._skip_trades = True
-        self._seen_snapshot = False
         self._start_ms = 0
         self._fresh = False
         """A book has come since the last (re)subscribe: quotes may go out."""
@@ -311,30 +311,41 @@ class HyperliquidVenue:
             return []
         found: dict[int, wire.WsFill] = {}
         start = since_ms
-        while True:  # userFillsByTime answers at most 2,000 fills: page on by time
-            page = wire.decode_user_fills(await self._info({
-                "type": "userFillsByTime", "user": self.account, "startTime": start,
-            }))  # fmt: skip
-            self._side_weight += len(page) // 20
-            for fill in page:
-                if fill.coin == self.coin and (fill.cloid or "") in by_cloid:
-                    found.setdefault(int(fill.tid), fill)
-            if len(page) < 2000:
-                break
-            last = max(int(fill.time) for fill in page)
-            start = last if last > start else start + 1
+        try:
+            while True:  # userFillsByTime answers at most 2,000 fills: page on by time
+                page = wire.decode_user_fills(await self._info({
+                    "type": "userFillsByTime", "user": self.account, "startTime": start,
+                }))  # fmt: skip
+                self._side_weight += len(page) // 20
+                for fill in page:
+                    if fill.coin == self.coin and (fill.cloid or "") in by_cloid:
+                        found.setdefault(int(fill.tid), fill)
+                if len(page) < 2000:
+                    break
+                last = max(int(fill.time) for fill in page)
+                start = last if last > start else start + 1
+        except (httpx.HTTPError, wire.WireError) as exc:
+            raise VenueUnavailable(
+                f"{self.network} at {self.http_url}: cannot read the fills made since the last "
+                f"session ({type(exc).__name__}: {exc}); nothing was booked, start again"
+            ) from None
         now = self.clock()
         out: list[Fill] = []
         for tid, fill in sorted(found.items(), key=lambda item: (int(item[1].time), item[0])):
-            if str(tid) in known_tids or tid in self._tids:
+            if str(tid) in known_tids:  # the journal has it
                 continue
-            self._tids.add(tid)
-            out.append(Fill(now, by_cloid[fill.cloid or ""], wire.fill_side(fill),
-                            float(wire.fill_px(fill)), float(wire.fill_sz(fill)),
-                            float(wire.fill_fee(fill)), wire.is_maker(fill), 0.0,
+            side, sz = wire.fill_side(fill), wire.fill_sz(fill)
+            if tid not in self._tids:  # the feed has not counted it, and now never will
+                self._tids.add(tid)
+                if int(fill.time) >= self._start_ms:  # not in the position read at start
+                    self.position_base = float(Decimal(repr(self.position_base)) + side * sz)
+            out.append(Fill(now, by_cloid[fill.cloid or ""], side, float(wire.fill_px(fill)),
+                            float(sz), float(wire.fill_fee(fill)), wire.is_maker(fill), 0.0,
                             str(tid)))  # fmt: skip
         taken = {fill.trade_id for fill in out}
-        for index, (ts, events) in enumerate(self._inbox):  # the feed's copy, if it came first
+        # The feed's copy, if it came first (as a fill of an order this session does not know,
+        # which the gate would refuse): booked here instead, with its order.
+        for index, (ts, events) in enumerate(self._inbox):
             kept = [e for e in events if not (isinstance(e, Fill) and e.trade_id in taken)]
             if len(kept) != len(events):
                 self._inbox[index] = (ts, kept)
@@ -802,9 +813,9 @@ class HyperliquidVenue:
             self._emit(list(wire.trade_events(message)))
         elif isinstance(message, wire.WsUserFills):
             fills = message.fills
-            if message.is_snapshot and not self._seen_snapshot:
-                # the first snapshot is history: only what filled since our start counts
-                self._seen_snapshot = True
+            if message.is_snapshot:
+                # a snapshot (one per connection) is history: only what filled since our start
+                # counts (the rest is in the position read at start, or in the journal)
                 fills = [f for f in fills if int(f.time) >= self._start_ms]
             self._emit(self._fills(fills, now))
         elif isinstance(message, wire.OrderUpdates):
