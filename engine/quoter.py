@@ -329,14 +329,7 @@ class Quoter:
         """A fill an earlier session's order made while perpdesk was down, found at the venue
         at start: booked at its own price and fee (the mid then is unknown: none is assumed, so
         the market's move to that price goes to the inventory term), and said."""
-        self.ledger.on_fill(
-            side=fill.side,
-            price=fill.price,
-            size_base=fill.size_base,
-            fee_usd=fill.fee_usd,
-            is_maker=fill.is_maker,
-            mid=None,
-        )
+        self._book(fill, mid=None)
         side = "bought" if fill.side is Side.BUY else "sold"
         self._alert(
             now_ns,
@@ -384,15 +377,18 @@ class Quoter:
                 return actions
         return self._maintain_quotes(now_ns)
 
-    def on_fill(self, fill: Fill, now_ns: int) -> list[Action]:
+    def _book(self, fill: Fill, mid: float | None) -> None:
         self.ledger.on_fill(
             side=fill.side,
             price=fill.price,
             size_base=fill.size_base,
             fee_usd=fill.fee_usd,
             is_maker=fill.is_maker,
-            mid=self.book.mid,
+            mid=mid,
         )
+
+    def on_fill(self, fill: Fill, now_ns: int) -> list[Action]:
+        self._book(fill, self.book.mid)
         order = self._orders.get(fill.order_id)
         if order is None:
             self._alert(

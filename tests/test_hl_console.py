@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from exchange_support import best, info, order_action, post, signed
-from test_hl_venue import server_orders, wait_async
+from test_hl_venue import local_env, server_orders, wait_async
 
 from engine.config import Settings, load_settings
 from engine.exchange.app import ServerThread
@@ -30,20 +30,9 @@ from tui.widgets import LinePane
 from tui.widgets.status import short_address
 
 
-def hl_settings(srv: ServerThread, key: Any, **extra: str) -> Settings:
+def hl_settings(srv: ServerThread, key: Any) -> Settings:
     """Settings for the local exchange as an operator writes them (environment only here)."""
-    env = {
-        "PERPDESK_VENUE__NAME": "hyperliquid",
-        "PERPDESK_VENUE__NETWORK": "local",
-        "PERPDESK_VENUE__API_URL": srv.url,
-        "PERPDESK_VENUE__ACCOUNT_ADDRESS": key.address,
-        "PERPDESK_VENUE__SECRET_KEY": key.key.hex(),
-        "PERPDESK_STRATEGY__SYMBOL": "BTC",
-        "PERPDESK_STRATEGY__VOL_SAMPLE_INTERVAL_S": "0.2",
-        "PERPDESK_STRATEGY__VOL_MIN_SAMPLES": "3",
-        **extra,
-    }
-    return load_settings(None, env=env)
+    return load_settings(None, env=local_env(srv, key))
 
 
 def buy_at_market(srv: ServerThread, key: Any, size: str) -> None:
@@ -148,14 +137,7 @@ def console_process(
     """`perpdesk` (the screen) on the local exchange in a pseudo-terminal, as over SSH."""
     env = {
         **os.environ,
-        "PERPDESK_VENUE__NAME": "hyperliquid",
-        "PERPDESK_VENUE__NETWORK": "local",
-        "PERPDESK_VENUE__API_URL": srv.url,
-        "PERPDESK_VENUE__ACCOUNT_ADDRESS": key.address,
-        "PERPDESK_VENUE__SECRET_KEY": key.key.hex(),
-        "PERPDESK_STRATEGY__SYMBOL": "BTC",
-        "PERPDESK_STRATEGY__VOL_SAMPLE_INTERVAL_S": "0.2",
-        "PERPDESK_STRATEGY__VOL_MIN_SAMPLES": "3",
+        **local_env(srv, key),
         "TERM": "xterm-256color",
         "COLUMNS": "120",
         "LINES": "40",

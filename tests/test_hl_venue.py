@@ -4,6 +4,7 @@ venue's protocol code and the server's share nothing, so each side checks the ot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -196,63 +197,44 @@ async def test_the_live_engine_quotes_on_the_local_exchange_and_kill_leaves_noth
 async def test_the_core_rate_budget_counts_all_the_weight_the_venue_charges() -> None:
     """The reads, the dead man's switch and the core's own orders: the core's rate budget (the
     header's API figure) never shows less than the local exchange has charged this IP."""
-    key = eth_account.Account.create()
-    settings = Settings(strategy=StrategySettings(symbol="BTC", vol_sample_interval_s=0.2,
-                                                  vol_min_samples=3))  # fmt: skip
-    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
-        venue = local_venue(srv, key)
-        await venue.start()
-        engine = LiveEngine(settings, venue=venue)
-        engine.start()
-        try:
-            assert await wait_async(lambda: len(server_orders(srv, key.address)) == 2, 15)
-            await asyncio.sleep(1.0)
+    async with quoting_engine() as (srv, key, engine):
+        assert await wait_async(lambda: len(server_orders(srv, key.address)) == 2, 15)
+        await asyncio.sleep(1.0)
 
-            def charged() -> float:
-                per_min = srv.server.settings.ip_weight_per_min
-                bucket = srv.server.buckets["127.0.0.1"]
-                refill = (time.monotonic() - bucket.stamp) * per_min / 60
-                return per_min - min(per_min, bucket.level + refill)
+        def charged() -> float:
+            per_min = srv.server.settings.ip_weight_per_min
+            bucket = srv.server.buckets["127.0.0.1"]
+            refill = (time.monotonic() - bucket.stamp) * per_min / 60
+            return per_min - min(per_min, bucket.level + refill)
 
-            server_used = srv.call(charged)
-            ours = engine.quoter.budget.used(engine.sim_now_ns())
-            # the bucket refills 20 a second: what is left of the start-up reads (84) and since
-            assert server_used > 10
-            assert ours >= server_used
-            assert ours >= 84  # meta, userFees, userRateLimit, openOrders: 20 each; 2 each else
-            assert engine.snapshot.api_calls_limit == 1_200
-        finally:
-            await engine.stop()
+        server_used = srv.call(charged)
+        ours = engine.quoter.budget.used(engine.sim_now_ns())
+        # the bucket refills 20 a second: what is left of the start-up reads (84) and since
+        assert server_used > 10
+        assert ours >= server_used
+        assert ours >= 84  # meta, userFees, userRateLimit, openOrders: 20 each; 2 each else
+        assert engine.snapshot.api_calls_limit == 1_200
 
 
 async def test_a_low_address_budget_limits_the_core_and_says_so() -> None:
     """An account with few address requests left (userRateLimit): the core's limit shrinks to
     them, an alert says so, and no order is refused by the venue for the address budget."""
-    key = eth_account.Account.create()
-    settings = Settings(strategy=StrategySettings(symbol="BTC", vol_sample_interval_s=0.2,
-                                                  vol_min_samples=3))  # fmt: skip
-    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
-        user = key.address.lower()
 
-        def nearly_spent() -> None:
+    def nearly_spent(srv: ServerThread, key: Any) -> None:
+        def spend() -> None:
+            user = key.address.lower()
             exchange = srv.server.exchange
             exchange.requests_used[user] = exchange.rate_cap(user) - 5
 
-        srv.call(nearly_spent)
-        venue = local_venue(srv, key)
-        await venue.start()
-        engine = LiveEngine(settings, venue=venue)
-        engine.start()
-        try:
-            alerts = lambda: " | ".join(a.message for a in engine.quoter.alerts)  # noqa: E731
-            assert await wait_async(lambda: "venue address budget low" in alerts(), 10)
-            assert engine.snapshot.api_calls_limit < 1_200
-            # the switch, two quotes, a refresh: the few requests run out, quotes are held
-            assert await wait_async(lambda: "quotes held back" in alerts(), 20)
-            assert "Too many cumulative requests" not in alerts()
-        finally:
-            await engine.stop()
-        assert server_orders(srv, key.address) == []
+        srv.call(spend)
+
+    async with quoting_engine(nearly_spent) as (_srv, _key, engine):
+        alerts = lambda: " | ".join(a.message for a in engine.quoter.alerts)  # noqa: E731
+        assert await wait_async(lambda: "venue address budget low" in alerts(), 10)
+        assert engine.snapshot.api_calls_limit < 1_200
+        # the switch, two quotes, a refresh: the few requests run out, quotes are held
+        assert await wait_async(lambda: "quotes held back" in alerts(), 20)
+        assert "Too many cumulative requests" not in alerts()
 
 
 async def wait_async(condition: Callable[[], bool], limit_s: float) -> bool:
@@ -264,10 +246,10 @@ async def wait_async(condition: Callable[[], bool], limit_s: float) -> bool:
     return condition()
 
 
-def headless(srv: ServerThread, key: Any, state_dir: Path, **env: str) -> subprocess.Popen[str]:
-    """`perpdesk --headless` on the local exchange as a separate process, with `key`."""
-    settings = {
-        "PYTHONUNBUFFERED": "1",
+def local_env(srv: ServerThread, key: Any) -> dict[str, str]:
+    """The settings of a desk trading `key`'s account on the local exchange, as environment
+    variables (an operator's config file says the same), with a short volatility warm-up."""
+    return {
         "PERPDESK_VENUE__NAME": "hyperliquid",
         "PERPDESK_VENUE__NETWORK": "local",
         "PERPDESK_VENUE__API_URL": srv.url,
@@ -277,6 +259,33 @@ def headless(srv: ServerThread, key: Any, state_dir: Path, **env: str) -> subpro
         "PERPDESK_STRATEGY__VOL_SAMPLE_INTERVAL_S": "0.2",
         "PERPDESK_STRATEGY__VOL_MIN_SAMPLES": "3",
     }
+
+
+@contextlib.asynccontextmanager
+async def quoting_engine(
+    prepare: Callable[[ServerThread, Any], None] | None = None,
+) -> AsyncIterator[tuple[ServerThread, Any, LiveEngine]]:
+    """A local exchange with a funded key (`prepare(server, key)` runs before the venue
+    connects), and the live engine on it through the venue, stopped on the way out."""
+    key = eth_account.Account.create()
+    settings = Settings(strategy=StrategySettings(symbol="BTC", vol_sample_interval_s=0.2,
+                                                  vol_min_samples=3))  # fmt: skip
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        if prepare is not None:
+            prepare(srv, key)
+        venue = local_venue(srv, key)
+        await venue.start()
+        engine = LiveEngine(settings, venue=venue)
+        engine.start()
+        try:
+            yield srv, key, engine
+        finally:
+            await engine.stop()
+
+
+def headless(srv: ServerThread, key: Any, state_dir: Path, **env: str) -> subprocess.Popen[str]:
+    """`perpdesk --headless` on the local exchange as a separate process, with `key`."""
+    settings = {"PYTHONUNBUFFERED": "1", **local_env(srv, key)}
     return subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "--headless", "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE,
