@@ -285,3 +285,23 @@ def test_outputs_are_decimals_and_wire_strings_read_back(case, sz):
         text = g.wire(value)
         assert "e" not in text.lower() and Decimal(text) == value
         assert not ("." in text and text.endswith("0"))
+
+
+@pytest.mark.parametrize(
+    ("px", "sz_decimals", "changes"),
+    [
+        ("98000", 5, None),  # BTC: whole dollars at any price from $10,000
+        ("12500", 5, None),
+        ("11000", 5, ("0.1", "1")),  # 20% lower is under $10,000: dimes there
+        ("3000", 4, None),  # ETH: $0.1 from $1,000 to $9,999.9
+        ("150", 2, None),  # SOL: $0.01 from $100
+        ("110", 2, ("0.001", "0.01")),
+        ("0.5", 0, None),
+        ("9", 0, ("0.0001", "0.001")),  # within 20% of $10
+    ],
+)
+def test_a_price_near_a_change_of_step_is_named(
+    px: str, sz_decimals: int, changes: tuple[str, str] | None
+) -> None:
+    found = Grid(sz_decimals).tick_changes_near(px)
+    assert found == (None if changes is None else tuple(Decimal(c) for c in changes))

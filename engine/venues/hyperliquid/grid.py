@@ -77,6 +77,14 @@ class Grid:
             return _ONE
         return max(_ONE.scaleb(px.adjusted() - 4), self._min_tick)
 
+    def tick_changes_near(self, px: Number, band: Number = "0.2") -> tuple[Decimal, Decimal] | None:
+        """(tick below, tick above) when the tick is not the same from px * (1 - band) to
+        px / (1 - band), else None. The engine quotes on one tick: a coin whose price may
+        cross a power of ten (where the step changes) in a session cannot be quoted exactly."""
+        px, band = to_decimal(px), to_decimal(band)
+        low, high = self.tick(px * (1 - band)), self.tick(px / (1 - band))
+        return None if low == high else (low, high)
+
     def price_ok(self, px: Number) -> bool:
         """Whether the venue accepts px as a price (positive, on the grid)."""
         px = to_decimal(px)

@@ -261,7 +261,16 @@ class HyperliquidVenue:
         book = wire.decode_l2_book(await self._info({"type": "l2Book", "coin": self.coin}))
         event = wire.book_event(book, self.clock())
         self._note_mid(event)
-        tick = float(self.grid.tick(self._mid or Decimal(1)))
+        if self._mid is None:
+            raise VenueError(f"the {self.coin} book is empty or one-sided: no price to quote on")
+        changes = self.grid.tick_changes_near(self._mid)
+        if changes is not None:
+            raise VenueError(
+                f"{self.coin} at {self._mid:f}: its price step changes from {changes[0]:f} to "
+                f"{changes[1]:f} within 20% of the price; perpdesk quotes a coin on one step "
+                "only (BTC, above $12,500, always is)"
+            )
+        tick = float(self.grid.tick(self._mid))
         lot = float(Decimal(1).scaleb(-info.sz_decimals))
         self.instrument = Instrument(self.coin, tick, lot)
         self._emit([event])
