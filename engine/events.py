@@ -152,7 +152,19 @@ class PlaceHedge:
     reason: str
 
 
-Action = PlaceQuote | CancelOrder | CancelAll | PlaceHedge
+@dataclass(frozen=True, slots=True)
+class ReplaceQuote:
+    """Replace a resting quote of ours with `quote` on the same side in one venue request:
+    the old one is cancelled and the new one placed at once, so the side never has two (and a
+    requote costs one request, not two). Sent only to a venue that says it can
+    (`replaces_quotes`); the venue answers for each order as it would for a cancel and a
+    placement, and cancels the old one anyway if the new one is refused."""
+
+    old_order_id: str
+    quote: PlaceQuote
+
+
+Action = PlaceQuote | CancelOrder | CancelAll | PlaceHedge | ReplaceQuote
 
 
 # ---- operator commands (console -> core) ------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from engine.alerts import Severity
 from engine.config import Settings
-from engine.events import Action, CancelAll, Command, PlaceQuote, SetPaused
+from engine.events import Action, CancelAll, Command, PlaceQuote, ReplaceQuote, SetPaused
 from engine.quoter import Quoter
 from engine.ratelimit import cancel_reserve
 from engine.sim.configure import sim_params
@@ -136,6 +136,7 @@ class LiveEngine:
             ladder_levels=settings.ui.ladder_levels,
             order_id_prefix=order_id_prefix,
         )
+        self.quoter.replace_quotes = bool(getattr(self.market, "replaces_quotes", False))
         self.publish_hz = publish_hz
         self._clock: Clock = clock if clock is not None else time.monotonic_ns
         self._sleep: Sleep | None = sleep
@@ -613,7 +614,7 @@ class LiveEngine:
         try:
             for event in market.step():
                 for action in self.quoter.on_event(event, now):
-                    if not isinstance(action, PlaceQuote):
+                    if not isinstance(action, PlaceQuote | ReplaceQuote):
                         market.submit(action, now)
         except Exception as exc:
             self.errors += 1

@@ -77,6 +77,7 @@ from engine.events import (
     OrderRejected,
     PlaceHedge,
     PlaceQuote,
+    ReplaceQuote,
     Resume,
     SetAutoHedge,
     SetPaused,
@@ -145,6 +146,8 @@ class _Order:
     """No answer came in time: a cancel has been sent to find out."""
     silent_alerted: bool = False
     """The long-silence critical alert has been raised for it."""
+    replaces: str | None = None
+    """The quote this one replaces in one request (ReplaceQuote), until that one is gone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +206,10 @@ class Quoter:
         self.state = EngineState.QUOTING
         self.manual_widen_bps = 0.0
         self.auto_hedge = strategy.auto_hedge
+        self.replace_quotes = False
+        """The venue replaces a quote in one request (`ReplaceQuote`): a refresh then swaps
+        each resting quote for its successor at once instead of cancel, wait, place. The shell
+        sets it from the venue; the embedded exchange does not."""
         self.alerts: deque[Alert] = deque(maxlen=_MAX_ALERTS)
         """The newest alerts, for the screen; the counts below cover the whole session."""
         self.alert_counts: dict[str, int] = {}
@@ -878,18 +885,7 @@ class Quoter:
             if not places:
                 return actions
         for place in places:
-            side = place.side
-            self._orders[place.order_id] = _Order(
-                place.order_id,
-                side,
-                place.price,
-                place.size_base,
-                place.size_base,
-                now_ns,
-                is_hedge=False,
-                ticks=round(place.price / self.instrument.tick_size),
-            )
-            self._quote_ids[side] = self._busy[side] = place.order_id
+            self._track_quote(place, now_ns)
         self.budget.spend(now_ns, len(places))
         actions += places
         return actions
@@ -911,6 +907,7 @@ class Quoter:
             self._note_throttle(now_ns)
             return []
         self._next_refresh_ns = now_ns + self._refresh_interval_ns()
+        replacing = self._replacements(now_ns, live) if self.replace_quotes else {}
         actions: list[Action] = []
         for side in live:
             order_id = self._quote_ids[side]
@@ -922,9 +919,46 @@ class Quoter:
                 order.cancel_out = order.cancel_sent = True
                 order.cancel_out_ns = now_ns
                 self._cancel_queue.pop(order_id, None)
-                actions.append(CancelOrder(order_id))
+                place = replacing.get(side)
+                if place is None:
+                    actions.append(CancelOrder(order_id))
+                else:
+                    self._track_quote(place, now_ns, replaces=order_id)
+                    actions.append(ReplaceQuote(order_id, place))
         self.budget.spend(now_ns, len(actions))
         return actions
+
+    def _replacements(self, now_ns: int, live: list[Side]) -> dict[Side, PlaceQuote]:
+        """On a venue that replaces in one request: the new quote for each live side whose
+        quote rests (accepted, no cancel out) and that nothing else holds back."""
+        sides = []
+        for side in live:
+            order_id = self._quote_ids[side]
+            order = self._orders.get(order_id) if order_id is not None else None
+            if (
+                order is not None and order.accepted and not order.cancel_out
+                and now_ns >= self._reject_until_ns[side] and now_ns >= self._cap_retry_ns[side]
+            ):  # fmt: skip
+                sides.append(side)
+        if not sides:
+            return {}
+        return {place.side: place for place in self._new_quotes(now_ns, sides)}
+
+    def _track_quote(self, place: PlaceQuote, now_ns: int, replaces: str | None = None) -> None:
+        """A quote we are sending: it holds its side from now on."""
+        side = place.side
+        self._orders[place.order_id] = _Order(
+            place.order_id,
+            side,
+            place.price,
+            place.size_base,
+            place.size_base,
+            now_ns,
+            is_hedge=False,
+            ticks=round(place.price / self.instrument.tick_size),
+            replaces=replaces,
+        )
+        self._quote_ids[side] = self._busy[side] = place.order_id
 
     def _refresh_interval_ns(self) -> int:
         interval_s = self.strategy.refresh_interval_s
@@ -1052,6 +1086,8 @@ class Quoter:
             self._quote_ids[order.side] = None
         if self._busy[order.side] == order.order_id:
             self._busy[order.side] = None
+            if order.replaces in self._orders:  # refused, and the quote it replaced is not
+                self._busy[order.side] = order.replaces  # gone yet: that one holds the side
         if rested:
             self.fill_rate.on_quote_done(order.filled_any)
             self._check_adverse(now_ns)

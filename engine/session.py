@@ -49,6 +49,7 @@ from engine.events import (
     OrderRejected,
     PlaceHedge,
     PlaceQuote,
+    ReplaceQuote,
     Resume,
     Trade,
     VenueEvent,
@@ -125,6 +126,21 @@ class JournaledVenue:
             )
         elif isinstance(action, CancelOrder):
             journal.append("cancel_sent", wall, {"order_id": action.order_id})
+        elif isinstance(action, ReplaceQuote):
+            quote = action.quote
+            journal.append("cancel_sent", wall, {"order_id": action.old_order_id})
+            journal.append(
+                "order_sent",
+                wall,
+                {
+                    "order_id": quote.order_id,
+                    "kind": "quote",
+                    "side": int(quote.side),
+                    "price": quote.price,
+                    "size_base": quote.size_base,
+                    "replaces": action.old_order_id,
+                },
+            )
         elif isinstance(action, CancelAll):
             journal.append("cancel_all_sent", wall, {"reason": action.reason})
         self.venue.submit(action, now_ns)

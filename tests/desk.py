@@ -22,6 +22,7 @@ from engine.events import (
     OrderRejected,
     PlaceHedge,
     PlaceQuote,
+    ReplaceQuote,
     Side,
 )
 from engine.quoter import Quoter
@@ -102,6 +103,20 @@ class Desk:
                             OrderCanceled(self.now_ns, action.order_id), self.now_ns
                         )
                     )
+            elif isinstance(action, ReplaceQuote):  # a venue that replaces in one request
+                new = action.quote
+                if self.resting.pop(action.old_order_id, None) is None:
+                    done += self.execute(self.quoter.on_order_update(
+                        OrderRejected(self.now_ns, new.order_id,
+                                      "Cannot modify canceled or filled order"), self.now_ns
+                    ))  # fmt: skip
+                    continue
+                self.resting[new.order_id] = new
+                for event in (
+                    OrderAccepted(self.now_ns, new.order_id),
+                    OrderCanceled(self.now_ns, action.old_order_id),
+                ):
+                    done += self.execute(self.quoter.on_order_update(event, self.now_ns))
             elif isinstance(action, CancelAll):
                 for order_id in list(self.resting):
                     del self.resting[order_id]

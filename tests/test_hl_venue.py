@@ -33,8 +33,10 @@ from engine.events import (
     OrderRejected,
     PlaceHedge,
     PlaceQuote,
+    ReplaceQuote,
     Side,
     VenueEvent,
+    Widen,
 )
 from engine.exchange.app import ServerThread
 from engine.journal import iter_records, recover
@@ -192,6 +194,64 @@ async def test_the_live_engine_quotes_on_the_local_exchange_and_kill_leaves_noth
             left = await engine.stop()
         assert left == 0 and venue.drops == 0
         assert server_orders(srv, key.address) == []
+
+
+async def test_a_replacement_the_venue_refuses_still_takes_the_old_quote_away(
+    setup: tuple[ServerThread, HyperliquidVenue],
+) -> None:
+    """A ReplaceQuote whose new quote would cross (post-only): the venue refuses it and keeps
+    the old one, so the old one is cancelled the usual way; the core hears both."""
+    srv, venue = setup
+    seen = await events_until(venue, lambda s: any(isinstance(e, BookUpdate) for e in s))
+    bid, ask = touch(venue, seen)
+    venue.submit(PlaceQuote("q1", Side.BUY, bid - 20, 0.001), 0)
+    await events_until(venue, lambda s: any(isinstance(e, OrderAccepted) for e in s))
+    venue.submit(ReplaceQuote("q1", PlaceQuote("q2", Side.BUY, ask + 50, 0.001)), 0)
+    seen = await events_until(
+        venue,
+        lambda s: (
+            any(isinstance(e, OrderCanceled) for e in s)
+            and any(isinstance(e, OrderRejected) for e in s)
+        ),
+    )
+    (rejected,) = [e for e in seen if isinstance(e, OrderRejected)]
+    assert rejected.order_id == "q2" and "Post only" in rejected.reason
+    assert [e.order_id for e in seen if isinstance(e, OrderCanceled)] == ["q1"]
+    assert server_orders(srv, venue.account) == []
+
+
+async def test_a_requote_is_one_batch_modify_and_the_old_quotes_are_gone() -> None:
+    """Widening the spread requotes both sides at once: one batchModify (two address requests,
+    where a cancel and a placement would be four), the old orders cancelled on the server, the
+    new ones resting with their own cloids, and the core's orders the server's."""
+    async with quoting_engine() as (srv, key, engine):
+        user = key.address.lower()
+        venue = engine.market
+        assert await wait_async(lambda: len(server_orders(srv, key.address)) == 2, 15)
+        await asyncio.sleep(0.3)  # both accepted
+        before = {int(o["oid"]) for o in server_orders(srv, key.address)}
+        used_before = srv.call(lambda: srv.server.exchange.requests_used[user])
+        engine.send(Widen())
+
+        def replaced() -> bool:
+            now = {int(o["oid"]) for o in server_orders(srv, key.address)}
+            return len(now) == 2 and not now & before
+
+        assert await wait_async(replaced, 5)
+        used = srv.call(lambda: srv.server.exchange.requests_used[user]) - used_before
+        gone = srv.call(lambda: [srv.server.exchange.orders[oid].status for oid in before])
+        assert gone == ["canceled", "canceled"]
+        assert used == 2
+        assert await wait_async(
+            lambda: (
+                sorted(o[0] for o in venue.resting_orders())
+                == sorted(o.order_id for o in engine.quoter.working_orders())
+            ),
+            5,
+        )
+        cloids = {str(o["cloid"]) for o in server_orders(srv, key.address)}
+        assert cloids == {cloid_of(o[0]) for o in venue.resting_orders()}
+        assert engine.quoter.state is EngineState.QUOTING
 
 
 async def test_the_core_rate_budget_counts_all_the_weight_the_venue_charges() -> None:

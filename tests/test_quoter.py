@@ -20,8 +20,10 @@ from engine.events import (
     Kill,
     Narrow,
     OrderCanceled,
+    OrderRejected,
     PlaceHedge,
     PlaceQuote,
+    ReplaceQuote,
     Resume,
     SetAutoHedge,
     SetPaused,
@@ -67,6 +69,54 @@ def test_refreshes_every_3_seconds_regardless_of_fills():
     assert sum(isinstance(a, CancelOrder) for a in actions) == 2
     assert sum(isinstance(a, PlaceQuote) for a in actions) == 2
     assert not first & {o.order_id for o in desk.resting.values()}
+
+
+def test_on_a_replacing_venue_a_refresh_swaps_each_quote_in_one_action():
+    desk = Desk()
+    desk.quoter.replace_quotes = True
+    desk.warm_up()
+    first = {o.order_id for o in desk.resting.values()}
+    used = desk.quoter.budget.used(desk.now_ns)
+    actions = desk.tick(dt_s=3.0)
+    replaces = [a for a in actions if isinstance(a, ReplaceQuote)]
+    assert {r.old_order_id for r in replaces} == first
+    assert not [a for a in actions if isinstance(a, CancelOrder | PlaceQuote)]
+    assert set(desk.resting) == {r.quote.order_id for r in replaces}
+    assert {r.quote.side for r in replaces} == {Side.BUY, Side.SELL}
+    assert desk.quoter.budget.used(desk.now_ns) - used == 2  # one call each, not two
+
+
+def test_a_refused_replacement_leaves_its_side_to_the_old_quote_until_that_is_gone():
+    """The venue refused the new quote and still holds the old one (it cancels it next): no
+    other quote goes on that side until the old one is confirmed gone, never two at once."""
+    desk = Desk()
+    desk.quoter.replace_quotes = True
+    desk.warm_up()
+    old_bid = desk.quote(Side.BUY)
+    assert old_bid is not None
+    desk.now_ns += 3 * S
+    actions = desk.quoter.on_book(book_at(desk.mid, desk.now_ns), desk.now_ns)
+    (replace,) = [a for a in actions if isinstance(a, ReplaceQuote) and a.quote.side is Side.BUY]
+    assert replace.old_order_id == old_bid.order_id
+    now = desk.now_ns
+    out = desk.quoter.on_order_update(
+        OrderRejected(
+            now, replace.quote.order_id, "Post only order would have immediately matched"
+        ),
+        now,
+    )
+    for later in (0, 5, 30):  # past the post-only backoff too
+        out += desk.quoter.on_book(book_at(desk.mid, now + later * S), now + later * S)
+        out += desk.quoter.on_timer(now + later * S)
+    assert not [a for a in out if isinstance(a, PlaceQuote | ReplaceQuote) and _side(a) is Side.BUY]
+    now += 31 * S
+    out = desk.quoter.on_order_update(OrderCanceled(now, old_bid.order_id), now)
+    out += desk.quoter.on_book(book_at(desk.mid, now), now)
+    assert [a for a in out if isinstance(a, PlaceQuote) and a.side is Side.BUY]
+
+
+def _side(action: PlaceQuote | ReplaceQuote) -> Side:
+    return action.side if isinstance(action, PlaceQuote) else action.quote.side
 
 
 def test_hedge_fires_at_800_dollars_and_sells_400_of_an_800_long():

@@ -52,6 +52,7 @@ from engine.events import (
     OrderRejected,
     PlaceHedge,
     PlaceQuote,
+    ReplaceQuote,
     Side,
     VenueEvent,
 )
@@ -62,6 +63,7 @@ from engine.venues.hyperliquid.signing import (
     NonceClock,
     OrderWire,
     Signer,
+    batch_modify_action,
     cancel_by_cloid_action,
     order_action,
     order_wire,
@@ -123,6 +125,9 @@ class HyperliquidVenue:
     """One coin on Hyperliquid (mainnet, testnet or the local exchange) for one account."""
 
     name = "hyperliquid"
+    replaces_quotes = True
+    """A requote is one batchModify (`ReplaceQuote`): one request instead of a cancel and a
+    placement, half the address budget, and never two quotes on a side."""
     realtime = True
     """Events arrive on the wall clock; the shell starts and closes the connections."""
 
@@ -546,6 +551,9 @@ class HyperliquidVenue:
             steps: list[tuple[list[Action], Coroutine[Any, Any, None]]] = []
             if any(isinstance(item, CancelAll) for item in batch):
                 steps.append(([], self._cancel_all()))
+            replaces = [a for a in batch if isinstance(a, ReplaceQuote)]
+            if replaces:
+                steps.append((list(replaces), self._modify(replaces)))
             if cancel_actions:
                 ids = [a.order_id for a in cancel_actions if isinstance(a, CancelOrder)]
                 steps.append((cancel_actions, self._cancel(ids)))
@@ -561,6 +569,72 @@ class HyperliquidVenue:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
                     self._emit(self._failed(actions, f"not sent: {type(exc).__name__}: {exc}"))
 
+    async def _modify(self, replaces: list[ReplaceQuote]) -> None:
+        """Requotes in one batchModify: each old quote is cancelled and its successor placed by
+        the venue at once. A successor the venue refuses (it would cross, it is below the
+        minimum, the old one is already gone) is rejected to the core, and its old quote is
+        then cancelled the usual way: the core wants it gone either way."""
+        now = self.clock()
+        cancel_instead: list[str] = []
+        place_instead: list[PlaceQuote] = []
+        refused: list[VenueEvent] = []
+        olds: list[_Ours] = []
+        sent: list[_Ours] = []
+        entries: list[tuple[int | str, OrderWire]] = []
+        for replace in replaces:
+            quote = replace.quote
+            old = self._orders.get(replace.old_order_id)
+            if old is None or old.done or old.ending or old.oid is None:
+                # already off the book (filled, cancelled by the venue): a plain placement
+                place_instead.append(quote)
+                if old is None or old.oid is None:
+                    cancel_instead.append(replace.old_order_id)  # its answer says what it was
+                continue
+            if not self._fresh:  # the feed is down: the old one goes, no new one on an old book
+                refused.append(OrderRejected(now, quote.order_id, "feed down: no fresh book"))
+                cancel_instead.append(old.order_id)
+                continue
+            is_buy = quote.side is Side.BUY
+            px = self.grid.price_bid(quote.price) if is_buy else self.grid.price_ask(quote.price)
+            sz = self.grid.size(quote.size_base)
+            if sz <= 0 or not self.grid.min_notional_ok(px, sz):
+                refused.append(OrderRejected(
+                    now, quote.order_id, f"below the $10 minimum order value ({sz} at {px})"
+                ))  # fmt: skip
+                cancel_instead.append(old.order_id)
+                continue
+            ours = self._track(quote.order_id, quote.side, px, sz, False)
+            olds.append(old)
+            sent.append(ours)
+            new = order_wire(self.asset, is_buy, self.grid.wire(px), self.grid.wire(sz), False,
+                             "Alo", ours.cloid)  # fmt: skip
+            entries.append((old.cloid, new))
+        self._emit(refused)
+        if entries:
+            expires = time.time_ns() // 1_000_000 + ORDER_TTL_MS
+            try:
+                reply = await self._post_action(batch_modify_action(entries), expires, side=False)
+            except _Unanswered as exc:
+                # whether the old ones went is unknown: the core hears its cancels were not
+                # confirmed (it asks again); the new ones are asked about by cloid once expired
+                self._emit([CancelRejected(self.clock(), o.order_id, f"no answer: {exc}")
+                            for o in olds])  # fmt: skip
+                self._later(self._resolve(sent, str(exc), expires))
+            else:
+                outcomes = self._order_outcomes(sent, reply)
+                statuses = reply.statuses if reply.ok and len(reply.statuses) == len(sent) else []
+                for index, old in enumerate(olds):
+                    status = statuses[index] if index < len(statuses) else None
+                    if isinstance(status, wire.Resting | wire.Filled):
+                        outcomes.extend(self._ended(old, None))  # replaced: gone after its fills
+                    elif not old.done and not old.ending:
+                        cancel_instead.append(old.order_id)
+                self._emit(outcomes)
+        if cancel_instead:
+            await self._cancel(cancel_instead)
+        if place_instead:
+            await self._place(place_instead)
+
     def _failed(self, batch: list[Action], reason: str) -> list[VenueEvent]:
         now = self.clock()
         out: list[VenueEvent] = []
@@ -572,6 +646,8 @@ class HyperliquidVenue:
                     out.append(OrderRejected(now, action.order_id, reason))
             elif isinstance(action, CancelOrder):
                 out.append(CancelRejected(now, action.order_id, reason))
+            elif isinstance(action, ReplaceQuote):
+                out.extend(self._failed([CancelOrder(action.old_order_id), action.quote], reason))
         return out
 
     def _track(
@@ -704,9 +780,9 @@ class HyperliquidVenue:
         out: list[VenueEvent] = []
         for order_id in order_ids:
             ours = self._orders.get(order_id)
-            if ours is None or ours.done:
+            if ours is None:
                 out.append(CancelRejected(now, order_id, "unknown order"))
-            elif not ours.ending:  # an ending one is off the book: its gone-event is coming
+            elif not ours.done and not ours.ending:  # else off the book, its gone-event said
                 targets.append(ours)
         self._emit(out)
         if not targets:
