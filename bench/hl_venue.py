@@ -10,8 +10,9 @@ the console runs: `LiveEngine(settings, venue=HyperliquidVenue(...))` on one asy
 a fresh funded key, quoting 20 bps wide (few fills: the quotes just requote).
 
 `strategy.refresh_interval_s` is 0.09 s, just under the push interval, so nearly every book
-frame finds a refresh due and the core requotes on it: it cancels both quotes, and places each
-side again when its cancel is answered. The engine's timer (`LiveEngine(timer_interval_s=)`,
+frame finds a refresh due and the core requotes on it: on Hyperliquid one batchModify swaps
+both quotes for their successors (on a venue that cannot, it cancels both and places each side
+again when its cancel is answered). The engine's timer (`LiveEngine(timer_interval_s=)`,
 100 ms in the shells) ticks every 1 s here (`--timer`): at 100 ms a tick takes the refresh and
 keeps it (the refresh then falls due 90 ms after a tick, which comes before the next frame), so
 few frames would be left to measure. A frame's path is the same either way. The rate budgets
@@ -69,7 +70,7 @@ import eth_account
 import httpcore
 
 from engine.config import RiskSettings, Settings, StrategySettings
-from engine.events import BookUpdate, CancelOrder, OrderCanceled, PlaceQuote
+from engine.events import BookUpdate, CancelOrder, OrderCanceled, PlaceQuote, ReplaceQuote
 from engine.live import LiveEngine
 from engine.venues.hyperliquid.signing import Signer
 from engine.venues.hyperliquid.venue import HyperliquidVenue, cloid_of
@@ -255,6 +256,8 @@ def _cloids(action: dict[str, Any]) -> list[str]:
         return [o["c"] for o in action["orders"] if "c" in o]
     if action.get("type") == "cancelByCloid":
         return [c["cloid"] for c in action["cancels"]]
+    if action.get("type") == "batchModify":  # the successors' cloids
+        return [m["order"]["c"] for m in action["modifies"] if "c" in m["order"]]
     return []
 
 
@@ -322,6 +325,8 @@ class Probe:
             if actions:
                 self.requotes.append(requote)
                 for action in actions:
+                    if isinstance(action, ReplaceQuote):
+                        action = action.quote
                     order_id = getattr(action, "order_id", None)
                     if order_id is not None:
                         roles.setdefault(order_id, []).append((requote.core_out, requote, False))
@@ -585,9 +590,12 @@ def report(r: Run) -> None:
     print(f"    {line(every)}")
     done = [q for q in sent if q.replacements and all(p.sent for p in q.replacements)]
     repl = [(max(p.sent for p in q.replacements) - q.frame) / 1e6 for q in done]
-    print("  book frame -> the replacement orders on the socket (placed on the cancels' answers: "
-          "includes the server and the round trips):")  # fmt: skip
-    print(f"    {line(repl)}")
+    if any(q.replacements for q in sent) or not sent:
+        print("  book frame -> the replacement orders on the socket (placed on the cancels' "
+              "answers: includes the server and the round trips):")  # fmt: skip
+        print(f"    {line(repl)}")
+    else:
+        print("  the replacement orders went in the requote's own request (batchModify)")
     window = [p for p in probe.posts if r.start <= p.enter < r.end and p.sign_ns]
     for kind in sorted({p.kind for p in window}):
         signs = [p.sign_ns / 1e3 for p in window if p.kind == kind]

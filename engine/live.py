@@ -186,6 +186,9 @@ class LiveEngine:
         self.errors = 0
         self.last_error: str | None = None
         self._failing = False
+        self._in_run = False
+        """The engine's own loop is running it (a test may pump it by hand instead)."""
+        self._deferred_publish: tuple[int, bool] | None = None
         self._in_batch = False
         """True while the core handles one batch of venue events: the venue must not be
         stepped again until the whole batch is booked."""
@@ -339,6 +342,12 @@ class LiveEngine:
         except Exception as exc:  # the console must stay up: kill, cancel all, report
             self._fail(exc)
             forced = True
+        pending = getattr(self.market, "pending_actions", None)
+        if self._in_run and pending:
+            # the venue's sender has orders to put on the wire: it goes first, the snapshot
+            # for the screen right after (the loop publishes once the sender has had its turn)
+            self._deferred_publish = (started_ns, forced)
+            return
         self._publish(started_ns, forced)
 
     def _advance(self, target_ns: int, deadline_wall_ns: int | None = None) -> bool:
@@ -495,8 +504,20 @@ class LiveEngine:
         """The engine loop; returns when `stop()` is called."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._in_run = True
+        try:
+            await self._loop_until_stopped()
+        finally:
+            self._in_run = False
+
+    async def _loop_until_stopped(self) -> None:
         while not self._stopping:
             self.pump()
+            deferred = self._deferred_publish
+            if deferred is not None:
+                self._deferred_publish = None
+                await asyncio.sleep(0)
+                self._publish(*deferred)
             if self._stopping:
                 break
             await self._sleep_until(self.next_wake_wall_ns())

@@ -224,6 +224,11 @@ class HyperliquidVenue:
             if o.oid is not None and not o.done
         ]
 
+    @property
+    def pending_actions(self) -> int:
+        """Actions queued for the sender and not yet taken up by it."""
+        return self._actions.qsize()
+
     def take_side_weight(self) -> int:
         """REST weight spent since the last call on what the core did not ask for (the core
         counts its own actions): the shell spends it on the core's rate budget."""
