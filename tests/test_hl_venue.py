@@ -231,6 +231,14 @@ async def test_a_requote_is_one_batch_modify_and_the_old_quotes_are_gone() -> No
         await asyncio.sleep(0.3)  # both accepted
         before = {int(o["oid"]) for o in server_orders(srv, key.address)}
         used_before = srv.call(lambda: srv.server.exchange.requests_used[user])
+        asked: list[str] = []
+        info = venue._info
+
+        async def counted(body: dict[str, Any]) -> bytes:
+            asked.append(body["type"])
+            return await info(body)
+
+        venue._info = counted
         engine.send(Widen())
 
         def replaced() -> bool:
@@ -252,6 +260,8 @@ async def test_a_requote_is_one_batch_modify_and_the_old_quotes_are_gone() -> No
         cloids = {str(o["cloid"]) for o in server_orders(srv, key.address)}
         assert cloids == {cloid_of(o[0]) for o in venue.resting_orders()}
         assert engine.quoter.state is EngineState.QUOTING
+        await asyncio.sleep(1.5)  # past the wait for the old orders' updates
+        assert "orderStatus" not in asked  # their orderUpdates said how much filled
 
 
 async def test_the_core_rate_budget_counts_all_the_weight_the_venue_charges() -> None:
@@ -762,3 +772,20 @@ def test_an_unreachable_venue_is_one_line_and_journals_nothing(
         )
         assert err.count("\n") == 1 and key.key.hex()[2:] not in err
         assert not (tmp_path / "journal.sqlite").exists()
+
+
+async def test_an_order_off_the_book_waits_for_its_update_before_asking_the_venue() -> None:
+    """A cancel or a replacement answered "success" says nothing of fills: the orderUpdate that
+    follows does. orderStatus is asked only if that update does not come within a second (each
+    ask weighs 2 of the 1,200 a minute: one per cancelled quote would outweigh the quoting)."""
+    venue = frames_venue()
+    ours = venue._track("q1", Side.BUY, Decimal(99000), Decimal("0.002"), False)
+    venue._known(ours, 11)
+    assert venue._ended(ours, None) == []  # the cancel's reply
+    await asyncio.sleep(0.1)
+    venue._on_frame(update_frame(ours.cloid, 11, "canceled", "0.002", "0.002"))
+    assert [type(e).__name__ for e in drain(venue)] == ["OrderCanceled"]
+    await asyncio.sleep(1.2)
+    assert not [e for e in venue.errors if "orderStatus" in e]  # never asked (nothing listens)
+    assert drain(venue) == []
+    await venue.http.aclose()

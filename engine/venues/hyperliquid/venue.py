@@ -80,6 +80,8 @@ IP_WEIGHT_PER_MIN = 1_200
 _INFO_WEIGHT = {"l2Book": 2, "allMids": 2, "clearinghouseState": 2, "orderStatus": 2,
                 "spotClearinghouseState": 2, "exchangeStatus": 2, "userRole": 60}  # fmt: skip
 """/info weights by request type; every other type weighs 20."""
+_ASK_AFTER_S = 1.0
+"""How long an order taken off the book waits for its orderUpdate before orderStatus is asked."""
 _LIMITS_EVERY_S = 30.0
 """How often the address budget (userRateLimit) is read again."""
 _JSON = msgspec.json.Encoder()
@@ -113,6 +115,8 @@ class _Ours:
     cancel's orderUpdate or orderStatus): its gone-event waits until the fills have come."""
     ending: bool = False
     """The venue has taken the order off the book; `expected` may still be unknown."""
+    asking: bool = False
+    """Its fill count is being asked for (orderStatus), if its orderUpdate does not come."""
     done: bool = False
 
 
@@ -764,11 +768,18 @@ class HyperliquidVenue:
         if filled is not None:
             ours.expected = filled if ours.expected is None else max(ours.expected, filled)
             return self._settle(ours)
-        if ours.expected is None:
+        if ours.expected is None and not ours.asking:
+            ours.asking = True
             self._later(self._ask_filled(ours))
         return []
 
     async def _ask_filled(self, ours: _Ours) -> list[VenueEvent]:
+        """How much an order the venue took off the book had filled, when its orderUpdate has
+        not said so within `_ASK_AFTER_S` (it nearly always does: asking at once for every
+        cancelled quote would cost more weight than the quotes themselves)."""
+        await asyncio.sleep(_ASK_AFTER_S)
+        if ours.done or ours.expected is not None:
+            return self._settle(ours)
         status = await self._order_status(ours.cloid)
         if status is None or status.order is None:
             return []
