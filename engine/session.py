@@ -54,7 +54,7 @@ from engine.events import (
     Trade,
     VenueEvent,
 )
-from engine.journal import CloseReport, Journal, lock_state_dir, order_history
+from engine.journal import CloseReport, Journal, funding_history, lock_state_dir, order_history
 from engine.live import LiveEngine, check_venue, run_headless, signals_absorbed
 from engine.quoter import Quoter
 from engine.sim.configure import sim_params
@@ -242,7 +242,13 @@ class JournaledVenue:
             )
         elif isinstance(event, FundingPayment):
             self.journal.append(
-                "funding", wall, {"rate": event.rate, "mark_price": event.mark_price}
+                "funding",
+                wall,
+                {
+                    "rate": event.rate,
+                    "mark_price": event.mark_price,
+                    "venue_ms": event.ts_ns // 1_000_000,  # a restart books it not again
+                },
             )
 
 
@@ -357,39 +363,90 @@ class JournaledEngine(LiveEngine):
             journal.mark(wall, mid)
             self._next_mark_wall_ns = wall + _NS_PER_S
 
-    async def book_missed_fills(self) -> int:
-        """Before the first pump, on a venue that can say: the fills an earlier session's
-        orders (those the journal never saw over) made while perpdesk was down, booked once
-        each by the venue's trade id, with their order's leaves as the journal counts them.
-        A restart after kill -9 then loses nothing and books nothing twice. Returns how many."""
-        missed = getattr(self.market.venue, "missed_fills", None)
+    async def book_missed(self) -> tuple[int, int]:
+        """Before the first pump, on a venue that can say what happened while perpdesk was
+        down: the fills an earlier session's orders (those the journal never saw over) made,
+        booked once each by the venue's trade id, and the funding paid on the position held,
+        booked once each by its time; in the venue's time order, so each payment meets the
+        position it was paid on. A restart (after kill -9 too) loses nothing and books nothing
+        twice. Returns (fills, payments) booked."""
+        venue = self.market.venue
+        if not hasattr(venue, "missed_fills"):
+            return 0, 0
+        fills, history = await self._missed_fills(venue)
+        last_ns, funded = funding_history(self.journal.path.parent, self.journal.session)
+        payments: list[tuple[int, Any, Any]] = []
+        if last_ns is not None:  # from a little before the last session's last record
+            payments = await venue.missed_funding(last_ns // 1_000_000 - 300_000, funded)
+        booked_payments = 0
+        timeline: list[tuple[int, int, Fill | None, tuple[int, Any, Any] | None]] = sorted(
+            [(fill.ts_ns // 1_000_000, 0, fill, None) for fill in fills]
+            + [(payment[0], 1, None, payment) for payment in payments],
+            key=lambda item: (item[0], item[1]),
+        )
+        for _, _, fill, payment in timeline:
+            if fill is not None:
+                self._book_missed_fill(fill, history)
+            elif payment is not None and self._book_missed_funding(*payment):
+                booked_payments += 1
+        return len(fills), booked_payments
+
+    async def _missed_fills(self, venue: Any) -> tuple[list[Fill], dict[str, Any]]:
         open_orders = self.journal.recovered.open_orders
-        if missed is None or not open_orders:
-            return 0
+        if not open_orders:
+            return [], {}
         history = order_history(
             self.journal.path.parent, open_orders, since_session=min(open_orders.values())
         )
         sent = [h.sent_ns for h in history.values() if h.sent_ns is not None]
         if not sent:
-            return 0
+            return [], history
         # From when the oldest of them was sent (a minute early: the venue's clock is not ours)
         since_ms = min(sent) // 1_000_000 - 60_000
         known: set[str] = set().union(*(h.trade_ids for h in history.values()))
-        fills = await missed(list(history), since_ms, known)
+        return await venue.missed_fills(list(history), since_ms, known), history
+
+    def _book_missed_fill(self, fill: Fill, history: dict[str, Any]) -> None:
         now = self._core_now_ns
-        for fill in fills:
-            order = history[fill.order_id]
-            order.filled_base += fill.size_base
-            leaves = 0.0
-            if order.size_base is not None:
-                leaves = max(0.0, round(order.size_base - order.filled_base, 12))
-            fill = dataclasses.replace(fill, ts_ns=now, leaves_base=leaves)
-            self.quoter.book_missed_fill(fill, now)
-            wall = self.wall_ns()
-            self.journal.fill(wall, fill, None)
-            if leaves <= 0:
-                self.journal.append("order_done", wall, {"order_id": fill.order_id})
-        return len(fills)
+        order = history[fill.order_id]
+        order.filled_base += fill.size_base
+        leaves = 0.0
+        if order.size_base is not None:
+            leaves = max(0.0, round(order.size_base - order.filled_base, 12))
+        fill = dataclasses.replace(fill, ts_ns=now, leaves_base=leaves)
+        self.quoter.book_missed_fill(fill, now)
+        wall = self.wall_ns()
+        self.journal.fill(wall, fill, None)
+        if leaves <= 0:
+            self.journal.append("order_done", wall, {"order_id": fill.order_id})
+
+    def _book_missed_funding(self, venue_ms: int, usdc: Any, rate: Any) -> bool:
+        """One hourly payment made while perpdesk was down: booked for exactly what the venue
+        paid, as the funding term's rate times our position at the mark that gives it (the
+        journal replays it the same way); said when our position cannot carry it."""
+        quoter, now = self.quoter, self._core_now_ns
+        usd, rate_f = float(usdc), float(rate)
+        position = quoter.ledger.position_base
+        when = time.strftime("%H:%M", time.gmtime(venue_ms / 1000))
+        mark = -usd / (position * rate_f) if usd and position and rate_f else 0.0
+        if not 0 < mark < 1e9:
+            quoter.raise_alert(
+                now,
+                Severity.WARNING,
+                "restart",
+                f"funding of ${usd:+,.2f} paid at {when}Z while perpdesk was down not booked: "
+                f"our position {position:g} cannot have paid it",
+            )
+            return False
+        for action in quoter.on_funding(FundingPayment(now, rate_f, mark), now):
+            self.market.submit(action, now)
+        self.journal.append(
+            "funding", self.wall_ns(), {"rate": rate_f, "mark_price": mark, "venue_ms": venue_ms}
+        )
+        quoter.raise_alert(now, Severity.INFO, "restart",
+                           f"funding paid at {when}Z while perpdesk was down booked: "
+                           f"${usd:+,.2f}")  # fmt: skip
+        return True
 
     def _cancel_left_behind(self) -> None:
         """Orders of ours the venue holds that this session did not send (a crashed session's)
@@ -594,7 +651,7 @@ async def open_network_engine(
         engine = open_engine(
             settings, state_dir, adopt_journal=adopt_journal, venue=venue, locked_fd=locked_fd
         )
-        await engine.book_missed_fills()
+        await engine.book_missed()
     except BaseException:
         if engine is not None:
             with contextlib.suppress(Exception):

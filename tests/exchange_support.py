@@ -108,3 +108,10 @@ def jump_market_clock(srv: ServerThread, seconds: float) -> None:
     the next advance, background flow and funding included): an hour without waiting one."""
 
     srv.call(lambda: srv.server.skip_ahead(seconds))
+
+
+def buy_at_market(srv: ServerThread, key: Any, size: str) -> None:
+    """The account buys `size` BTC with an IOC of its own (not the console's)."""
+    _, ask = best(srv)
+    reply = post(srv, "/exchange", signed(key, order_action(True, ask + 200, size, "Ioc")))
+    assert reply.status_code == 200 and "filled" in reply.text, reply.text

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exchange_support import best, info, order_action, post, signed
+from exchange_support import buy_at_market, info
 from test_hl_venue import local_env, server_orders, wait_async
 
 from engine.config import Settings, load_settings
@@ -33,13 +33,6 @@ from tui.widgets.status import short_address
 def hl_settings(srv: ServerThread, key: Any) -> Settings:
     """Settings for the local exchange as an operator writes them (environment only here)."""
     return load_settings(None, env=local_env(srv, key))
-
-
-def buy_at_market(srv: ServerThread, key: Any, size: str) -> None:
-    """The account buys `size` BTC with an IOC of its own (not the console's)."""
-    _, ask = best(srv)
-    reply = post(srv, "/exchange", signed(key, order_action(True, ask + 200, size, "Ioc")))
-    assert reply.status_code == 200 and "filled" in reply.text, reply.text
 
 
 def server_position(srv: ServerThread, key: Any) -> Decimal:

@@ -19,7 +19,7 @@ from typing import Any
 
 import eth_account
 import pytest
-from exchange_support import best
+from exchange_support import best, buy_at_market, jump_market_clock
 
 from engine.config import Settings, StrategySettings
 from engine.events import (
@@ -582,6 +582,33 @@ def test_a_second_perpdesk_on_the_same_state_dir_is_refused_before_touching_the_
             first.send_signal(signal.SIGTERM)
             first.communicate(timeout=30)
         assert first.returncode == 0
+
+
+def test_funding_paid_while_perpdesk_was_down_is_booked_at_restart_once(tmp_path: Path) -> None:
+    """perpdesk stops with a position; an hour passes and the venue pays funding on it. The next
+    start books that payment (userFunding), exactly, once: a second restart does not again."""
+    key = eth_account.Account.create()
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        buy_at_market(srv, key, "0.01")  # a position the desk adopts at its first start
+        for restart in range(3):
+            proc = headless(srv, key, tmp_path)
+            try:
+                until_quoting(srv, key, proc)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+            if restart == 0:  # stopped, holding the position: the venue's hour goes by
+                jump_market_clock(srv, 3_600)
+        paid = info_json(srv, {"type": "userFunding", "user": key.address, "startTime": 0})
+    assert paid, "the venue paid no funding"
+    journal = [json.loads(r[4]) for r in iter_records(tmp_path) if r[3] == "funding"]
+    booked = sorted(int(f["venue_ms"]) for f in journal)
+    assert booked == sorted(int(p["time"]) for p in paid)  # each payment once
+    ledger = recover(tmp_path, time.time_ns()).ledger
+    venue_funding = sum(Decimal(p["delta"]["usdc"]) for p in paid)
+    ours = Decimal(ledger.funding.numerator) / Decimal(ledger.funding.denominator)
+    assert abs(ours - venue_funding) < Decimal("1e-6")
 
 
 DEPOSIT = Decimal(100_000)

@@ -392,3 +392,32 @@ def order_history(
             if data.get("trade_id"):
                 history.trade_ids.add(data["trade_id"])
     return out
+
+
+def funding_history(state_dir: Path, before_session: int) -> tuple[int | None, set[int]]:
+    """(when the sessions before `before_session` wrote their last record, in ns; the venue
+    times, in ms, of the funding payments they booked): from when, and which not again, a
+    restart books the funding paid while perpdesk was down."""
+    path = Path(state_dir) / JOURNAL_FILE
+    if not path.exists():
+        return None, set()
+    try:
+        conn = _open_read_only(path)
+        try:
+            (last_ns,) = conn.execute(
+                "SELECT MAX(ts_ns) FROM records WHERE session < ?", (before_session,)
+            ).fetchone()
+            rows = conn.execute(
+                "SELECT data FROM records WHERE kind = 'funding' AND session < ? AND ts_ns >= ?",
+                (before_session, (last_ns or 0) - _FUNDING_LOOKBACK_NS),
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal {path}: cannot read: {exc}") from exc
+    booked = {int(json.loads(text)["venue_ms"]) for (text,) in rows if '"venue_ms"' in text}
+    return last_ns, booked
+
+
+_FUNDING_LOOKBACK_NS = 3 * 3_600 * 1_000_000_000
+"""How far back before the last record the journal's funding is read to dedupe against."""

@@ -106,6 +106,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "funding": lambda d: (
         _number(d, "rate", -0.05, 0.05, lo_closed=True, hi_closed=True)
         or _number(d, "mark_price", 0, 1e9)
+        or _number(d, "venue_ms", 0, 1e14, lo_closed=True, optional=True)
     ),
     "order_sent": _check_order_sent,
     "order_done": lambda d: _text(d, "order_id"),

@@ -327,8 +327,9 @@ class HyperliquidVenue:
     ) -> list[Fill]:
         """Fills of these orders (an earlier session's, not known to be over) that the venue
         made from `since_ms` on and that are not among `known_tids` (those the journal holds):
-        what filled while perpdesk was down, oldest first. Their trade ids are marked seen, so
-        the feed never hands them over a second time (one already queued is dropped)."""
+        what filled while perpdesk was down, oldest first, stamped with the venue's time. Their
+        trade ids are marked seen, so the feed never hands them over a second time (one already
+        queued is dropped)."""
         by_cloid = {cloid_of(order_id): order_id for order_id in order_ids}
         if not by_cloid:
             return []
@@ -352,7 +353,6 @@ class HyperliquidVenue:
                 f"{self.network} at {self.http_url}: cannot read the fills made since the last "
                 f"session ({type(exc).__name__}: {exc}); nothing was booked, start again"
             ) from None
-        now = self.clock()
         out: list[Fill] = []
         for tid, fill in sorted(found.items(), key=lambda item: (int(item[1].time), item[0])):
             if str(tid) in known_tids:  # the journal has it
@@ -362,9 +362,9 @@ class HyperliquidVenue:
                 self._tids.add(tid)
                 if int(fill.time) >= self._start_ms:  # not in the position read at start
                     self.position_base = float(Decimal(repr(self.position_base)) + side * sz)
-            out.append(Fill(now, by_cloid[fill.cloid or ""], side, float(wire.fill_px(fill)),
-                            float(sz), float(wire.fill_fee(fill)), wire.is_maker(fill), 0.0,
-                            str(tid)))  # fmt: skip
+            out.append(Fill(int(fill.time) * 1_000_000, by_cloid[fill.cloid or ""], side,
+                            float(wire.fill_px(fill)), float(sz), float(wire.fill_fee(fill)),
+                            wire.is_maker(fill), 0.0, str(tid)))  # fmt: skip
         taken = {fill.trade_id for fill in out}
         # The feed's copy, if it came first (as a fill of an order this session does not know,
         # which the gate would refuse): booked here instead, with its order.
@@ -373,6 +373,38 @@ class HyperliquidVenue:
             if len(kept) != len(events):
                 self._inbox[index] = (ts, kept)
         return out
+
+    async def missed_funding(
+        self, since_ms: int, known_ms: set[int]
+    ) -> list[tuple[int, Decimal, Decimal]]:
+        """The hourly funding of our coin paid from `since_ms` on at times not in `known_ms`
+        (those the journal holds): (time ms, USD received, rate), oldest first."""
+        found: dict[int, tuple[int, Decimal, Decimal]] = {}
+        start = since_ms
+        try:
+            while True:  # userFunding answers at most 500 payments: page on by time
+                page = wire.decode_user_funding(await self._info({
+                    "type": "userFunding", "user": self.account, "startTime": start,
+                }))  # fmt: skip
+                self._side_weight += len(page) // 20
+                for entry in page:
+                    delta = entry.delta
+                    if delta.coin == self.coin and int(entry.time) not in known_ms:
+                        found[int(entry.time)] = (
+                            int(entry.time),
+                            Decimal(delta.usdc),
+                            Decimal(delta.funding_rate),
+                        )
+                if len(page) < 500:
+                    break
+                last = max(int(entry.time) for entry in page)
+                start = last if last > start else start + 1
+        except (httpx.HTTPError, wire.WireError) as exc:
+            raise VenueUnavailable(
+                f"{self.network} at {self.http_url}: cannot read the funding paid since the "
+                f"last session ({type(exc).__name__}: {exc}); nothing was booked, start again"
+            ) from None
+        return [found[ms] for ms in sorted(found)]
 
     async def _read_limits(self) -> None:
         limit = wire.decode_user_rate_limit(
@@ -922,7 +954,8 @@ class HyperliquidVenue:
         elif isinstance(message, wire.OrderUpdates):
             self._emit(self._updates(message.updates, now))
         elif isinstance(message, wire.WsFunding):
-            self._emit([wire.funding_event(message)])
+            if Decimal(message.usdc) != 0:  # nothing paid (a zero rate): nothing to book
+                self._emit([wire.funding_event(message)])
         elif isinstance(message, wire.NonUserCancels):
             gone: list[VenueEvent] = []
             for cancel in message.cancels:

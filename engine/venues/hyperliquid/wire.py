@@ -290,6 +290,25 @@ class WsFunding(Struct, rename="camel"):
     funding_rate: str
 
 
+class FundingDelta(Struct, rename="camel"):
+    """One hourly payment in userFunding: `usdc` received (negative: paid) on size `szi`."""
+
+    coin: str
+    usdc: str
+    szi: str
+    funding_rate: str
+    type: str = "funding"
+    n_samples: int | None = None
+
+
+class UserFundingEntry(Struct):
+    """userFunding: one payment, at the venue's `time` (ms)."""
+
+    time: Ms
+    delta: FundingDelta
+    hash: str | None = None
+
+
 class WsLiquidation(Struct):
     """Channel "user": a liquidation (keys are snake_case on the wire)."""
 
@@ -924,9 +943,26 @@ _ORDERS = msgspec.json.Decoder(list[WsOrder])
 _FILLS = msgspec.json.Decoder(list[WsFill])
 _FEES = msgspec.json.Decoder(UserFees)
 _RATE_LIMIT = msgspec.json.Decoder(UserRateLimit)
+_USER_FUNDING = msgspec.json.Decoder(list[UserFundingEntry])
 _ORDER_STATUS = msgspec.json.Decoder(OrderStatus)
 _EXCHANGE = msgspec.json.Decoder(_ExchangeEnvelope)
 _OK_RESPONSE = msgspec.json.Decoder(_OkResponse)
+
+
+def decode_user_funding(raw: Frame) -> list[UserFundingEntry]:
+    """`{"type":"userFunding","user":...,"startTime":ms}` -> the funding payments since then
+    (at most 500 a reply: paginate by time), each checked: numbers that parse, a payment whose
+    sign and size a positive mark can give."""
+    entries = _decode("userFunding", _USER_FUNDING, raw)
+
+    def check() -> None:
+        for entry in entries:
+            delta = entry.delta
+            _implied_mark(WsFunding(entry.time, delta.coin, delta.usdc, delta.szi,
+                                    delta.funding_rate))  # fmt: skip
+
+    _checked_reply("userFunding", check)
+    return entries
 
 
 def decode_meta(raw: Frame) -> PerpMeta:
