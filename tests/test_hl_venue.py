@@ -27,6 +27,7 @@ from engine.events import (
     CancelAll,
     CancelOrder,
     Fill,
+    FundingPayment,
     Kill,
     OrderAccepted,
     OrderCanceled,
@@ -816,3 +817,21 @@ async def test_an_order_off_the_book_waits_for_its_update_before_asking_the_venu
     assert not [e for e in venue.errors if "orderStatus" in e]  # never asked (nothing listens)
     assert drain(venue) == []
     await venue.http.aclose()
+
+
+def test_a_funding_hour_that_paid_nothing_is_no_event_and_a_payment_is_one() -> None:
+    """A zero rate (or no position) pays nothing: no event (a mark of 0 would be refused by the
+    gate, which stops the engine); a real payment is one FundingPayment at the venue's time."""
+    venue = frames_venue()
+
+    def funding(usdc: str, rate: str) -> str:
+        payment = {"time": 1737921600000, "coin": "BTC", "usdc": usdc, "szi": "0.1",
+                   "fundingRate": rate}  # fmt: skip
+        return json.dumps({"channel": "user", "data": {"funding": payment}})
+
+    venue._on_frame(funding("0.0", "0.0"))
+    assert drain(venue) == []
+    venue._on_frame(funding("-0.1313", "0.0000125"))
+    (paid,) = drain(venue)
+    assert isinstance(paid, FundingPayment) and paid.ts_ns == 1737921600000 * 1_000_000
+    assert -0.1 * paid.mark_price * paid.rate == pytest.approx(-0.1313)
