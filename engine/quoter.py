@@ -930,7 +930,15 @@ class Quoter:
 
     def _replacements(self, now_ns: int, live: list[Side]) -> dict[Side, PlaceQuote]:
         """On a venue that replaces in one request: the new quote for each live side whose
-        quote rests (accepted, no cancel out) and that nothing else holds back."""
+        quote rests (accepted, no cancel out), that nothing else holds back, and that has room
+        under the position cap for a whole quote beside the one it replaces (near the cap a
+        side is cancelled, then placed once the old quote is gone, as on any venue: the old
+        one may still fill until the venue takes it, and the new one is sized after it)."""
+        mid = self.book.mid
+        if mid is None:
+            return {}
+        lot = self.instrument.lot_size
+        whole = floor_lots(self.strategy.quote_size_usd / mid, lot)
         sides = []
         for side in live:
             order_id = self._quote_ids[side]
@@ -938,6 +946,7 @@ class Quoter:
             if (
                 order is not None and order.accepted and not order.cancel_out
                 and now_ns >= self._reject_until_ns[side] and now_ns >= self._cap_retry_ns[side]
+                and self._cap_room(side, order.price) >= whole + lot
             ):  # fmt: skip
                 sides.append(side)
         if not sides:
@@ -1044,12 +1053,20 @@ class Quoter:
                     value=inventory,
                     threshold=int(side) * self.position_cap_usd,
                 )
-        # Size against every open order on this side too (one being cancelled may still fill).
+        return min(size, max(self._cap_room(side, price, position_room), 0.0))
+
+    def _cap_room(self, side: Side, price: float, position_room: float | None = None) -> float:
+        """What one more quote on `side` at `price` may be under the position cap, once every
+        open order on this side (one being cancelled may still fill) has filled."""
+        lot = self.instrument.lot_size
+        if position_room is None:
+            position_room = floor_lots(
+                self.position_cap_usd / price - int(side) * self.ledger.position_base, lot
+            )
         in_flight = sum(
             o.leaves_base for o in self._orders.values() if o.side is side and not o.is_hedge
         )
-        room = floor_lots(position_room - in_flight, lot)
-        return min(size, max(room, 0.0))
+        return floor_lots(position_room - in_flight, lot)
 
     def _pull_quotes(self, now_ns: int) -> list[Action]:
         """Pull our working quotes for a block reason (stale feed, pause, breaker): cancels

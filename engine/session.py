@@ -374,10 +374,10 @@ class JournaledEngine(LiveEngine):
         if not hasattr(venue, "missed_fills"):
             return 0, 0
         fills, history = await self._missed_fills(venue)
-        last_ns, funded = funding_history(self.journal.path.parent, self.journal.session)
+        last_ns, paid_hours = funding_history(self.journal.path.parent, self.journal.session)
         payments: list[tuple[int, Any, Any]] = []
         if last_ns is not None:  # from a little before the last session's last record
-            payments = await venue.missed_funding(last_ns // 1_000_000 - 300_000, funded)
+            payments = await venue.missed_funding(last_ns // 1_000_000 - 300_000, paid_hours)
         booked_payments = 0
         timeline: list[tuple[int, int, Fill | None, tuple[int, Any, Any] | None]] = sorted(
             [(fill.ts_ns // 1_000_000, 0, fill, None) for fill in fills]

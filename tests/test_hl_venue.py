@@ -835,3 +835,58 @@ def test_a_funding_hour_that_paid_nothing_is_no_event_and_a_payment_is_one() -> 
     (paid,) = drain(venue)
     assert isinstance(paid, FundingPayment) and paid.ts_ns == 1737921600000 * 1_000_000
     assert -0.1 * paid.mark_price * paid.rate == pytest.approx(-0.1313)
+
+
+async def test_a_kill_and_a_requote_in_one_batch_leave_nothing_resting(
+    setup: tuple[ServerThread, HyperliquidVenue],
+) -> None:
+    """The kill's cancel-all and a refresh's replacement reach the sender together: the
+    cancel-all goes first, and the successor of a quote it took away is not placed."""
+    srv, venue = setup
+    seen = await events_until(venue, lambda s: any(isinstance(e, BookUpdate) for e in s))
+    bid, _ = touch(venue, seen)
+    venue.submit(PlaceQuote("q1", Side.BUY, bid - 20, 0.001), 0)
+    await events_until(venue, lambda s: any(isinstance(e, OrderAccepted) for e in s))
+    venue.submit(CancelAll("kill"), 0)  # both queued before the sender wakes: one batch
+    venue.submit(ReplaceQuote("q1", PlaceQuote("q2", Side.BUY, bid - 10, 0.001)), 0)
+    seen = await events_until(
+        venue,
+        lambda s: (
+            any(isinstance(e, OrderCanceled) for e in s)
+            and any(isinstance(e, OrderRejected) for e in s)
+        ),
+    )
+    assert [e.order_id for e in seen if isinstance(e, OrderRejected)] == ["q2"]
+    assert [e.order_id for e in seen if isinstance(e, OrderCanceled)] == ["q1"]
+    await asyncio.sleep(0.3)
+    assert server_orders(srv, venue.account) == []
+
+
+async def test_funding_paid_while_running_is_booked_once_though_start_up_asks_too() -> None:
+    """A restart on the hour: the payment comes on the feed and in userFunding. Whichever
+    comes first, it is handed over once."""
+    key = eth_account.Account.create()
+    with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
+        buy_at_market(srv, key, "0.01")
+        venue = local_venue(srv, key, dead_mans_switch_s=0)
+        await venue.start()
+        try:
+            await asyncio.sleep(0.5)  # every subscription taken (the book's comes first)
+            jump_market_clock(srv, 3_600)  # the hour: the venue pays, and pushes it
+            seen = await events_until(
+                venue, lambda s: any(isinstance(e, FundingPayment) for e in s)
+            )
+            queued = [e for e in seen if isinstance(e, FundingPayment)]
+            venue._inbox.append((venue.clock(), list(queued)))  # not yet handed to the core
+            assert await venue.missed_funding(0, set()) == []  # the feed's copy stands
+            left = drain(venue)
+            assert [e for e in left if isinstance(e, FundingPayment)] == queued
+            # and the other way round: an hour the start-up booked is not handed over again
+            hour = queued[0].ts_ns // 3_600_000_000_000
+            venue._paid_hours = {hour}
+            payment = {"time": queued[0].ts_ns // 1_000_000, "coin": "BTC", "usdc": "-0.1",
+                       "szi": "0.01", "fundingRate": "0.0001"}  # fmt: skip
+            venue._on_frame(json.dumps({"channel": "user", "data": {"funding": payment}}))
+            assert [e for e in drain(venue) if isinstance(e, FundingPayment)] == []
+        finally:
+            await venue.close()

@@ -395,9 +395,11 @@ def order_history(
 
 
 def funding_history(state_dir: Path, before_session: int) -> tuple[int | None, set[int]]:
-    """(when the sessions before `before_session` wrote their last record, in ns; the venue
-    times, in ms, of the funding payments they booked): from when, and which not again, a
-    restart books the funding paid while perpdesk was down."""
+    """(when the sessions before `before_session` wrote their last record, in ns; the hours,
+    ms // 3,600,000 of the venue's time, of the funding payments they booked, one an hour):
+    from when, and which not again, a restart books the funding paid while perpdesk was down.
+    A payment journaled before records said the venue's time counts in the hour it was
+    journaled (funding is paid on the hour and arrives within seconds)."""
     path = Path(state_dir) / JOURNAL_FILE
     if not path.exists():
         return None, set()
@@ -408,16 +410,24 @@ def funding_history(state_dir: Path, before_session: int) -> tuple[int | None, s
                 "SELECT MAX(ts_ns) FROM records WHERE session < ?", (before_session,)
             ).fetchone()
             rows = conn.execute(
-                "SELECT data FROM records WHERE kind = 'funding' AND session < ? AND ts_ns >= ?",
+                "SELECT ts_ns, data FROM records WHERE kind = 'funding' AND session < ? "
+                "AND ts_ns >= ?",
                 (before_session, (last_ns or 0) - _FUNDING_LOOKBACK_NS),
             ).fetchall()
         finally:
             conn.close()
     except sqlite3.Error as exc:
         raise JournalError(f"journal {path}: cannot read: {exc}") from exc
-    booked = {int(json.loads(text)["venue_ms"]) for (text,) in rows if '"venue_ms"' in text}
-    return last_ns, booked
+    hours: set[int] = set()
+    for ts_ns, text in rows:
+        try:
+            venue_ms = json.loads(text).get("venue_ms")
+            hours.add(int(venue_ms if venue_ms is not None else ts_ns // 1_000_000) // _MS_PER_HOUR)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise JournalError(f"journal {path}: a funding record cannot be read: {exc}") from exc
+    return last_ns, hours
 
 
+_MS_PER_HOUR = 3_600_000
 _FUNDING_LOOKBACK_NS = 3 * 3_600 * 1_000_000_000
 """How far back before the last record the journal's funding is read to dedupe against."""

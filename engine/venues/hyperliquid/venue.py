@@ -46,6 +46,7 @@ from engine.events import (
     CancelOrder,
     CancelRejected,
     Fill,
+    FundingPayment,
     Instrument,
     OrderAccepted,
     OrderCanceled,
@@ -80,6 +81,8 @@ IP_WEIGHT_PER_MIN = 1_200
 _INFO_WEIGHT = {"l2Book": 2, "allMids": 2, "clearinghouseState": 2, "orderStatus": 2,
                 "spotClearinghouseState": 2, "exchangeStatus": 2, "userRole": 60}  # fmt: skip
 """/info weights by request type; every other type weighs 20."""
+_MS_PER_HOUR = 3_600_000
+_NS_PER_HOUR = _MS_PER_HOUR * 1_000_000
 _ASK_AFTER_S = 1.0
 """How long an order taken off the book waits for its orderUpdate before orderStatus is asked."""
 _LIMITS_EVERY_S = 30.0
@@ -172,6 +175,8 @@ class HyperliquidVenue:
         self._by_cloid: dict[str, _Ours] = {}
         self._by_oid: dict[int, _Ours] = {}
         self._tids: set[int] = set()
+        self._paid_hours: set[int] = set()
+        """Hours (ms // 3,600,000) whose funding has been handed over: one payment an hour."""
         self._mid: Decimal | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ws: Any = None
@@ -375,10 +380,12 @@ class HyperliquidVenue:
         return out
 
     async def missed_funding(
-        self, since_ms: int, known_ms: set[int]
+        self, since_ms: int, known_hours: set[int]
     ) -> list[tuple[int, Decimal, Decimal]]:
-        """The hourly funding of our coin paid from `since_ms` on at times not in `known_ms`
-        (those the journal holds): (time ms, USD received, rate), oldest first."""
+        """The hourly funding of our coin paid from `since_ms` on in hours (ms // 3,600,000)
+        not in `known_hours` (those the journal holds): (time ms, USD received, rate), oldest
+        first. Their hours are marked booked: the feed's copy of one (at a restart on the
+        hour) is dropped, queued or still to come."""
         found: dict[int, tuple[int, Decimal, Decimal]] = {}
         start = since_ms
         try:
@@ -389,7 +396,10 @@ class HyperliquidVenue:
                 self._side_weight += len(page) // 20
                 for entry in page:
                     delta = entry.delta
-                    if delta.coin == self.coin and int(entry.time) not in known_ms:
+                    hour = int(entry.time) // _MS_PER_HOUR
+                    if delta.coin != self.coin or hour in known_hours or hour in self._paid_hours:
+                        continue
+                    if Decimal(delta.usdc) != 0:  # nothing paid: nothing to book
                         found[int(entry.time)] = (
                             int(entry.time),
                             Decimal(delta.usdc),
@@ -404,6 +414,13 @@ class HyperliquidVenue:
                 f"{self.network} at {self.http_url}: cannot read the funding paid since the "
                 f"last session ({type(exc).__name__}: {exc}); nothing was booked, start again"
             ) from None
+        hours = {ms // _MS_PER_HOUR for ms in found}
+        self._paid_hours |= hours
+        for index, (ts, events) in enumerate(self._inbox):
+            kept = [e for e in events if not (isinstance(e, FundingPayment)
+                                              and e.ts_ns // _NS_PER_HOUR in hours)]  # fmt: skip
+            if len(kept) != len(events):
+                self._inbox[index] = (ts, kept)
         return [found[ms] for ms in sorted(found)]
 
     async def _read_limits(self) -> None:
@@ -617,7 +634,6 @@ class HyperliquidVenue:
         then cancelled the usual way: the core wants it gone either way."""
         now = self.clock()
         cancel_instead: list[str] = []
-        place_instead: list[PlaceQuote] = []
         refused: list[VenueEvent] = []
         olds: list[_Ours] = []
         sent: list[_Ours] = []
@@ -626,10 +642,11 @@ class HyperliquidVenue:
             quote = replace.quote
             old = self._orders.get(replace.old_order_id)
             if old is None or old.done or old.ending or old.oid is None:
-                # already off the book (filled, cancelled by the venue): a plain placement
-                place_instead.append(quote)
-                if old is None or old.oid is None:
-                    cancel_instead.append(replace.old_order_id)  # its answer says what it was
+                # Already off the book (filled; cancelled, by a kill's cancel-all in this very
+                # batch too): the successor is not placed, the core decides anew.
+                refused.append(OrderRejected(now, quote.order_id, "the quote it replaces is gone"))
+                if old is not None and not old.done and not old.ending:
+                    cancel_instead.append(old.order_id)
                 continue
             if not self._fresh:  # the feed is down: the old one goes, no new one on an old book
                 refused.append(OrderRejected(now, quote.order_id, "feed down: no fresh book"))
@@ -671,10 +688,8 @@ class HyperliquidVenue:
                     elif not old.done and not old.ending:
                         cancel_instead.append(old.order_id)
                 self._emit(outcomes)
-        if cancel_instead:
-            await self._cancel(cancel_instead)
-        if place_instead:
-            await self._place(place_instead)
+        if cancel_instead:  # beyond the one request the core counted: weighed on its budget
+            await self._cancel(cancel_instead, side=True)
 
     def _failed(self, batch: list[Action], reason: str) -> list[VenueEvent]:
         now = self.clock()
@@ -814,7 +829,8 @@ class HyperliquidVenue:
             return self._settle(ours)
         status = await self._order_status(ours.cloid)
         if status is None or status.order is None:
-            return []
+            ours.asking = False  # no answer: ask again (after the wait) until there is one
+            return self._ended(ours, None)
         order = status.order.order
         filled = Decimal(order.orig_sz or ours.size) - Decimal(order.sz)
         if status.order.status == "filled":
@@ -954,7 +970,10 @@ class HyperliquidVenue:
         elif isinstance(message, wire.OrderUpdates):
             self._emit(self._updates(message.updates, now))
         elif isinstance(message, wire.WsFunding):
-            if Decimal(message.usdc) != 0:  # nothing paid (a zero rate): nothing to book
+            hour = int(message.time) // _MS_PER_HOUR
+            # nothing paid (a zero rate): nothing to book; an hour the start-up booked: done
+            if Decimal(message.usdc) != 0 and hour not in self._paid_hours:
+                self._paid_hours.add(hour)
                 self._emit([wire.funding_event(message)])
         elif isinstance(message, wire.NonUserCancels):
             gone: list[VenueEvent] = []
