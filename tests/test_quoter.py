@@ -115,6 +115,23 @@ def test_a_refused_replacement_leaves_its_side_to_the_old_quote_until_that_is_go
     assert [a for a in out if isinstance(a, PlaceQuote) and a.side is Side.BUY]
 
 
+def test_near_the_position_cap_a_replacing_venue_still_cancels_then_places_that_side():
+    """With room under the cap for one more quote but not two, the bid is not replaced (the
+    successor would be sized beside the old one, which may still fill): it is cancelled, and
+    placed whole once the old one is gone; the ask, far from its cap, is replaced."""
+    desk = Desk(strategy={"auto_hedge": False})
+    desk.quoter.replace_quotes = True
+    desk.warm_up()
+    desk.quoter.reconcile(0.0185, desk.now_ns)  # long $1,850 of the $2,000 cap
+    desk.tick()
+    actions = desk.tick(dt_s=3.0)
+    assert [a.quote.side for a in actions if isinstance(a, ReplaceQuote)] == [Side.SELL]
+    bid_cancels = [a for a in actions if isinstance(a, CancelOrder)]
+    assert len(bid_cancels) == 1
+    new_bids = [a for a in actions if isinstance(a, PlaceQuote) and a.side is Side.BUY]
+    assert [b.size_base for b in new_bids] == [0.001]  # a whole $100 quote, not a sliver
+
+
 def _side(action: PlaceQuote | ReplaceQuote) -> Side:
     return action.side if isinstance(action, PlaceQuote) else action.quote.side
 
