@@ -377,6 +377,17 @@ def until_quoting(srv: ServerThread, key: Any, proc: subprocess.Popen[str]) -> l
     return orders
 
 
+def quote_and_stop(srv: ServerThread, key: Any, state_dir: Path) -> None:
+    """A headless session that quotes, then stops on SIGTERM with every order cancelled."""
+    proc = headless(srv, key, state_dir)
+    try:
+        until_quoting(srv, key, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_headless_on_the_local_exchange_quotes_journals_and_leaves_nothing_on_a_signal(
     tmp_path: Path, stop: int
@@ -474,13 +485,7 @@ def test_fills_made_while_perpdesk_was_down_are_booked_at_restart_once_each(
         missed_tids = {str(f["tid"]) for f in missed}
 
         for _ in range(2):  # the second restart must not book them again
-            proc = headless(srv, key, tmp_path)
-            try:
-                until_quoting(srv, key, proc)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                _, err = proc.communicate(timeout=30)
-            assert proc.returncode == 0, err
+            quote_and_stop(srv, key, tmp_path)
         journal = list(iter_records(tmp_path))
         booked = [json.loads(r[4]).get("trade_id") for r in journal if r[3] == "fill"]
         assert sorted(t for t in booked if t in missed_tids) == sorted(missed_tids)
@@ -592,13 +597,7 @@ def test_funding_paid_while_perpdesk_was_down_is_booked_at_restart_once(tmp_path
     with ServerThread(fund={key.address: 100_000.0}, book_push_s=0.1) as srv:
         buy_at_market(srv, key, "0.01")  # a position the desk adopts at its first start
         for restart in range(3):
-            proc = headless(srv, key, tmp_path)
-            try:
-                until_quoting(srv, key, proc)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                _, err = proc.communicate(timeout=30)
-            assert proc.returncode == 0, err
+            quote_and_stop(srv, key, tmp_path)
             if restart == 0:  # stopped, holding the position: the venue's hour goes by
                 jump_market_clock(srv, 3_600)
         paid = info_json(srv, {"type": "userFunding", "user": key.address, "startTime": 0})

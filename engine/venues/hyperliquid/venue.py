@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import msgspec
@@ -89,6 +89,14 @@ _LIMITS_EVERY_S = 30.0
 """How often the address budget (userRateLimit) is read again."""
 _JSON = msgspec.json.Encoder()
 _DONE_STATUSES = frozenset({"canceled", "rejected", "filled"})
+
+
+class _HasTime(Protocol):
+    @property
+    def time(self) -> int: ...
+
+
+_Timed = TypeVar("_Timed", bound=_HasTime)
 
 
 class VenueError(RuntimeError):
@@ -339,25 +347,12 @@ class HyperliquidVenue:
         if not by_cloid:
             return []
         found: dict[int, wire.WsFill] = {}
-        start = since_ms
-        try:
-            while True:  # userFillsByTime answers at most 2,000 fills: page on by time
-                page = wire.decode_user_fills(await self._info({
-                    "type": "userFillsByTime", "user": self.account, "startTime": start,
-                }))  # fmt: skip
-                self._side_weight += len(page) // 20
-                for fill in page:
-                    if fill.coin == self.coin and (fill.cloid or "") in by_cloid:
-                        found.setdefault(int(fill.tid), fill)
-                if len(page) < 2000:
-                    break
-                last = max(int(fill.time) for fill in page)
-                start = last if last > start else start + 1
-        except (httpx.HTTPError, wire.WireError) as exc:
-            raise VenueUnavailable(
-                f"{self.network} at {self.http_url}: cannot read the fills made since the last "
-                f"session ({type(exc).__name__}: {exc}); nothing was booked, start again"
-            ) from None
+        fills = await self._since(
+            "userFillsByTime", wire.decode_user_fills, since_ms, 2_000, "the fills made"
+        )
+        for fill in fills:
+            if fill.coin == self.coin and (fill.cloid or "") in by_cloid:
+                found.setdefault(int(fill.tid), fill)
         out: list[Fill] = []
         for tid, fill in sorted(found.items(), key=lambda item: (int(item[1].time), item[0])):
             if str(tid) in known_tids:  # the journal has it
@@ -387,33 +382,20 @@ class HyperliquidVenue:
         first. Their hours are marked booked: the feed's copy of one (at a restart on the
         hour) is dropped, queued or still to come."""
         found: dict[int, tuple[int, Decimal, Decimal]] = {}
-        start = since_ms
-        try:
-            while True:  # userFunding answers at most 500 payments: page on by time
-                page = wire.decode_user_funding(await self._info({
-                    "type": "userFunding", "user": self.account, "startTime": start,
-                }))  # fmt: skip
-                self._side_weight += len(page) // 20
-                for entry in page:
-                    delta = entry.delta
-                    hour = int(entry.time) // _MS_PER_HOUR
-                    if delta.coin != self.coin or hour in known_hours or hour in self._paid_hours:
-                        continue
-                    if Decimal(delta.usdc) != 0:  # nothing paid: nothing to book
-                        found[int(entry.time)] = (
-                            int(entry.time),
-                            Decimal(delta.usdc),
-                            Decimal(delta.funding_rate),
-                        )
-                if len(page) < 500:
-                    break
-                last = max(int(entry.time) for entry in page)
-                start = last if last > start else start + 1
-        except (httpx.HTTPError, wire.WireError) as exc:
-            raise VenueUnavailable(
-                f"{self.network} at {self.http_url}: cannot read the funding paid since the "
-                f"last session ({type(exc).__name__}: {exc}); nothing was booked, start again"
-            ) from None
+        entries = await self._since(
+            "userFunding", wire.decode_user_funding, since_ms, 500, "the funding paid"
+        )
+        for entry in entries:
+            delta = entry.delta
+            hour = int(entry.time) // _MS_PER_HOUR
+            if delta.coin != self.coin or hour in known_hours or hour in self._paid_hours:
+                continue
+            if Decimal(delta.usdc) != 0:  # nothing paid: nothing to book
+                found[int(entry.time)] = (
+                    int(entry.time),
+                    Decimal(delta.usdc),
+                    Decimal(delta.funding_rate),
+                )
         hours = {ms // _MS_PER_HOUR for ms in found}
         self._paid_hours |= hours
         for index, (ts, events) in enumerate(self._inbox):
@@ -422,6 +404,35 @@ class HyperliquidVenue:
             if len(kept) != len(events):
                 self._inbox[index] = (ts, kept)
         return [found[ms] for ms in sorted(found)]
+
+    async def _since(
+        self,
+        kind: str,
+        decode: Callable[[bytes], list[_Timed]],
+        since_ms: int,
+        page_size: int,
+        what: str,
+    ) -> list[_Timed]:
+        """Every item of a by-time history (`kind`) from `since_ms` on, page by page (the venue
+        answers at most `page_size` a reply); unreadable is one line, and nothing is booked."""
+        items: list[_Timed] = []
+        start = since_ms
+        try:
+            while True:
+                page = decode(await self._info({
+                    "type": kind, "user": self.account, "startTime": start,
+                }))  # fmt: skip
+                self._side_weight += len(page) // 20
+                items.extend(page)
+                if len(page) < page_size:
+                    return items
+                last = max(int(item.time) for item in page)
+                start = last if last > start else start + 1
+        except (httpx.HTTPError, wire.WireError) as exc:
+            raise VenueUnavailable(
+                f"{self.network} at {self.http_url}: cannot read {what} since the last session "
+                f"({type(exc).__name__}: {exc}); nothing was booked, start again"
+            ) from None
 
     async def _read_limits(self) -> None:
         limit = wire.decode_user_rate_limit(
