@@ -17,6 +17,9 @@ from engine.quoter import Quoter
 
 _NS_PER_S = 1_000_000_000
 _NS_PER_HOUR = 3600 * _NS_PER_S
+# A run shorter than this is not annualized: scaled to 365 days of 8 hours, six minutes of tape
+# are multiplied by 29,200, and what that gives (thousands of percent) is noise, not a return.
+MIN_HOURS_TO_ANNUALIZE = 1.0
 
 # The guide's hypothetical day: $10,000 capital, 5 bps, 8 active hours.
 GUIDE_DAY: dict[str, float] = {
@@ -202,7 +205,9 @@ def build_report(
         "kill_reason": kills[-1] if kills else None,
         "alerts": dict(sorted(quoter.alert_counts.items())),
         "day_net_usd": day_net,
-        "annualized_return_pct_illustrative": day_net * 365 / capital * 100,
+        "annualized_return_pct_illustrative": (
+            day_net * 365 / capital * 100 if hours >= MIN_HOURS_TO_ANNUALIZE else None
+        ),
         "guide_day": dict(GUIDE_DAY),
     }
     report["why_different"] = why_different(report, scale)
@@ -276,11 +281,19 @@ def format_report(report: dict[str, Any], timing: Timing | None = None) -> str:
         f"  inventory+hedge {(pnl['inventory'] + pnl['hedge']) * _day(report):>+13.2f} "
         f"{guide['inventory_usd']:>+14.2f}",
         f"  net             {report['day_net_usd']:>+13.2f} {guide['net_usd']:>+14.2f}",
-        f"annualized return    {report['annualized_return_pct_illustrative']:+.1f}% "
-        "(illustrative only: one run scaled to 365 days)",
+        _annualized_line(report["annualized_return_pct_illustrative"]),
         report["why_different"],
     ]
     return "\n".join(lines)
+
+
+def _annualized_line(pct: float | None) -> str:
+    if pct is None:
+        return (
+            f"annualized return    n/a (a run shorter than {MIN_HOURS_TO_ANNUALIZE:g} hour "
+            "is not annualized)"
+        )
+    return f"annualized return    {pct:+.1f}% (illustrative only: one run scaled to 365 days)"
 
 
 def _day(report: dict[str, Any]) -> float:

@@ -173,6 +173,10 @@ class RiskSettings(BaseModel):
     daily_loss_limit_pct: float = Field(
         default=3.0, gt=0, le=100, description="kill switch at this day's loss, in % of capital"
     )
+    loss_kill_flatten: bool = Field(
+        default=True,
+        description="the daily loss kill also flattens the position with a taker hedge",
+    )
     rate_limit_calls: int = Field(
         default=1_200, gt=0, description="venue's call budget per window, in calls"
     )
@@ -187,7 +191,7 @@ class RiskSettings(BaseModel):
         default=90.0,
         gt=0,
         le=100,
-        description="adverse selection: widen above this fill rate, in % of quotes",
+        description="adverse selection: widen at or above this fill rate, in % of quotes",
     )
     adverse_widen_bps: float = Field(
         default=5.0, ge=0, description="spread added while adverse selection is on, in bps"
@@ -433,6 +437,30 @@ class ExchangeSettings(BaseModel):
     )
 
 
+class ReplaySettings(BaseModel):
+    """How a replay of a recorded tape treats our orders (`perpdesk backtest --replay`)."""
+
+    model_config = _SECTION_CONFIG
+
+    entry_latency_ms: float = Field(
+        default=10.0, ge=0, le=10_000, description="order entry latency, core to exchange, in ms"
+    )
+    response_latency_ms: float = Field(
+        default=10.0, ge=0, le=10_000, description="response latency, exchange to core, in ms"
+    )
+    queue: Literal["risk-averse", "power"] = Field(
+        default="risk-averse",
+        description="queue model: cancels behind us, or a power share of each from ahead",
+    )
+    queue_power: float = Field(
+        default=2.0, gt=0, le=10, description="the power queue model's exponent n"
+    )
+    fill_through: Literal["full", "traded"] = Field(
+        default="full",
+        description="a trade beyond our price fills us in full, or up to its size",
+    )
+
+
 class UiSettings(BaseModel):
     """How the console looks and how often it redraws."""
 
@@ -482,6 +510,9 @@ class Settings(BaseSettings):
     sim: SimSettings = Field(default_factory=SimSettings, description="the built-in exchange")
     exchange: ExchangeSettings = Field(
         default_factory=ExchangeSettings, description="the local exchange server"
+    )
+    replay: ReplaySettings = Field(
+        default_factory=ReplaySettings, description="replays: latency, queue model"
     )
     ui: UiSettings = Field(default_factory=UiSettings, description="the console")
 

@@ -36,8 +36,8 @@ The rate budget (`self.budget`, a sliding window of `risk.rate_limit_calls` call
 - Placements, hedges and refresh cancels go out only if they fit under the limit less the
   cancel reserve (`budget.reserve`: max(2, 5% of the limit)). Otherwise they are held back: a
   refresh is skipped (the old quotes stay and the refresh stays due), a missing quote waits,
-  a held auto-hedge is alerted once and retried by the timer, an operator hedge or flatten
-  that cannot go is refused with an alert saying when it could.
+  a held auto-hedge or loss-limit flatten is alerted once and retried by the timer, an
+  operator hedge or flatten that cannot go is refused with an alert saying when it could.
 - Risk-reducing cancels (retries of refused cancels, re-cancels of late accepts, quotes pulled
   for a block reason: stale feed, pause, stopped by the breaker) may use the reserve but never
   go past the limit; when even that is full they stay queued in the core and the timer sends
@@ -117,6 +117,14 @@ _ANSWER_TIMEOUT_NS = 10 * _NS_PER_S
 # An order with no answer at all for this long gets a critical alert (it is still never
 # forgotten: only the venue can say where it is).
 _SILENT_ALERT_NS = 120 * _NS_PER_S
+_AUTO_HEDGE = "auto-hedge"
+_LOSS_FLATTEN = "loss-limit flatten"
+# Hedges the core sends on its own: held back by the budget, they are retried, not refused.
+_RETRIED_HEDGES = (_AUTO_HEDGE, _LOSS_FLATTEN)
+# After a loss kill, a position still left (a hedge refused or filled in part, a quote filled
+# before the cancel-all reached it) is flattened again, waiting 1 s, then 2, 4... between sends
+# so that a venue refusing hedges is not asked 4 times a second.
+_FLATTEN_RETRY_S = 1.0
 
 
 @dataclass(slots=True)
@@ -232,6 +240,11 @@ class Quoter:
         self._streak_sides: tuple[Side, ...] = ()
         """The sides whose reject streak has lasted reject_streak_s, as last alerted."""
         self._hedge_id: str | None = None
+        self._flattening = False
+        """The daily loss limit killed with risk.loss_kill_flatten on: what position is left is
+        flattened until the operator resumes."""
+        self._flatten_sends = 0
+        self._flatten_next_ns = 0
         self._next_refresh_ns = 0
         self._seq = 0
         self._last_book_ns: int | None = None
@@ -382,6 +395,11 @@ class Quoter:
             actions = self._check_daily_loss(now_ns)
             if actions:
                 return actions
+        if mid is None and self.state is EngineState.QUOTING:
+            # A book gone one-sided pulls our quotes now: _maintain_quotes would leave them up
+            # to the next refresh, 3 s away, as its fast paths come before its block check
+            # (a kill, a pause, a stale feed and the breaker pull them when they start).
+            return self._pull_quotes(now_ns)
         return self._maintain_quotes(now_ns)
 
     def _book(self, fill: Fill, mid: float | None) -> None:
@@ -421,6 +439,8 @@ class Quoter:
         if self.state is not EngineState.KILLED:
             actions += self._auto_hedge(now_ns)
             actions += self._maintain_quotes(now_ns)
+        else:
+            actions += self._flatten_rest(now_ns)
         return actions
 
     def on_order_update(
@@ -640,7 +660,7 @@ class Quoter:
         actions += self._chase_silent_orders(now_ns)
         actions += self._flush_cancels(now_ns)
         if self.state is EngineState.KILLED:
-            return actions
+            return actions + self._flatten_rest(now_ns)
         self._check_reject_streaks(now_ns)
         self._check_vol_breaker(now_ns)
         actions += self._check_stale_feed(now_ns)
@@ -811,6 +831,7 @@ class Quoter:
         was = self.state
         self.state = EngineState.QUOTING
         self.kill_reason = ""
+        self._flattening = False
         self._next_refresh_ns = now_ns
         if was is not EngineState.QUOTING:
             self._alert(now_ns, Severity.INFO, "operator", f"resumed quoting (was {was.value})")
@@ -1122,8 +1143,25 @@ class Quoter:
         if abs(self.inventory_usd()) < self.hedge_threshold_usd:
             return []
         return self._hedge(
-            now_ns, fraction=self.strategy.hedge_fraction, usd=None, reason="auto-hedge"
+            now_ns, fraction=self.strategy.hedge_fraction, usd=None, reason=_AUTO_HEDGE
         )
+
+    def _flatten_rest(self, now_ns: int) -> list[Action]:
+        """After a loss kill that flattens, the position left once no hedge is in flight: a
+        hedge the venue refused or filled in part, a quote that filled before the cancel-all
+        reached it. Each send after the first waits twice as long as the one before."""
+        if not self._flattening or self._hedge_id is not None or now_ns < self._flatten_next_ns:
+            return []
+        if abs(self.ledger.position_base) < self.instrument.lot_size / 2 or self.book.mid is None:
+            return []
+        actions = self._hedge(now_ns, fraction=1.0, usd=None, reason=_LOSS_FLATTEN)
+        if actions:
+            wait_s = min(
+                _FLATTEN_RETRY_S * 2.0**self._flatten_sends, self.risk.reject_backoff_max_s
+            )
+            self._flatten_next_ns = now_ns + int(wait_s * _NS_PER_S)
+            self._flatten_sends += 1
+        return actions
 
     def _hedge(
         self, now_ns: int, *, fraction: float | None, usd: float | None, reason: str
@@ -1139,7 +1177,7 @@ class Quoter:
         position = self.ledger.position_base
         mid = self.book.mid
         if position == 0 or mid is None:
-            if reason != "auto-hedge":
+            if reason != _AUTO_HEDGE:
                 self._alert(now_ns, Severity.INFO, "hedge", f"{reason}: nothing to hedge")
             return []
         lot = self.instrument.lot_size
@@ -1172,9 +1210,10 @@ class Quoter:
         return [PlaceHedge(order_id, side, size, reason)]
 
     def _hedge_held_back(self, now_ns: int, reason: str, side: Side, usd: float) -> None:
-        """No room in the budget: the auto-hedge is alerted once and retried by the timer;
-        an operator's hedge or flatten is refused, saying when it could go."""
-        if reason == "auto-hedge":
+        """No room in the budget: a hedge the core sends on its own (auto-hedge, loss-limit
+        flatten) is alerted once and retried by the timer; an operator's hedge or flatten is
+        refused, saying when it could go."""
+        if reason in _RETRIED_HEDGES:
             if self._hedge_held:
                 return
             self._hedge_held = True
@@ -1182,7 +1221,7 @@ class Quoter:
         used = self.budget.used(now_ns)
         then = (
             "retried as soon as there is room"
-            if reason == "auto-hedge"
+            if reason in _RETRIED_HEDGES
             else f"not sent; try again in {math.ceil(wait_s)} s"
         )
         self._alert(
@@ -1211,13 +1250,18 @@ class Quoter:
         limit = self.daily_loss_limit_usd
         if day_pnl > -limit:
             return []
-        return self._kill(
+        actions = self._kill(
             now_ns,
             f"daily loss limit: day P&L ${day_pnl:,.2f} <= -${limit:,.2f} "
             f"({self.risk.daily_loss_limit_pct:g}% of capital)",
             value=day_pnl,
             threshold=-limit,
         )
+        # Cancelling the quotes alone leaves the position to keep losing: a crash would carry
+        # the day on to twice the limit. The operator's own kill stays cancel-only.
+        self._flattening = self.risk.loss_kill_flatten
+        self._flatten_sends = self._flatten_next_ns = 0
+        return actions + self._flatten_rest(now_ns)
 
     def _check_vol_breaker(self, now_ns: int) -> None:
         vol = self.vol.vol_1h
@@ -1295,7 +1339,7 @@ class Quoter:
     def _check_adverse(self, now_ns: int) -> None:
         rate = self.fill_rate.fill_rate
         limit = self.risk.adverse_fill_rate_pct / 100.0
-        on = rate is not None and rate > limit
+        on = rate is not None and rate >= limit  # the guide's "90%+ of your quotes filling"
         if on == self._adverse_on:
             return
         self._adverse_on = on
@@ -1305,7 +1349,7 @@ class Quoter:
                 now_ns,
                 Severity.WARNING,
                 "adverse selection",
-                f"fill rate {rate_pct:.0f}% > {self.risk.adverse_fill_rate_pct:g}%: "
+                f"fill rate {rate_pct:.0f}% >= {self.risk.adverse_fill_rate_pct:g}%: "
                 f"spread +{self.risk.adverse_widen_bps:g} bps, quote timing jittered",
                 value=rate_pct,
                 threshold=self.risk.adverse_fill_rate_pct,

@@ -52,11 +52,21 @@ def vol_premium_bps(vol_1h: float | None, coeff: float) -> float:
     return coeff * vol_1h * _BPS
 
 
+def inventory_ratio(inventory_usd: float, max_inventory_usd: float) -> float:
+    """Signed inventory as a share of max inventory, held within -1..1.
+
+    Max inventory is where the premium and the lean reach their maximum, but the position cap
+    (20% of capital: $2,000 by default) lets inventory run to twice it. Unbounded, the lean
+    would then pass the half-spread: at the cap, lean_factor 1 moves a quote across mid.
+    """
+    return max(-1.0, min(inventory_usd / max_inventory_usd, 1.0))
+
+
 def inventory_premium_bps(
     inventory_usd: float, max_inventory_usd: float, at_max_bps: float
 ) -> float:
-    """The guide's inventory premium: `abs(inventory) / max_inventory * 5` bps."""
-    return abs(inventory_usd) / max_inventory_usd * at_max_bps
+    """The guide's inventory premium: `abs(inventory) / max_inventory * 5` bps, up to 5 bps."""
+    return abs(inventory_ratio(inventory_usd, max_inventory_usd)) * at_max_bps
 
 
 def spread_breakdown(
@@ -92,12 +102,13 @@ def spread_breakdown(
 def lean_usd(
     inventory_usd: float, max_inventory_usd: float, half_spread_usd: float, lean_factor: float
 ) -> float:
-    """The guide's lean, applied to both quotes: `-(inventory / max_inventory) * half_spread * 0.3`.
+    """The guide's lean, applied to both quotes: `-(inventory / max_inventory) * half_spread * 0.3`,
+    with the ratio held within -1..1.
 
     Long inventory moves both quotes down: a cheaper ask sells the inventory sooner, a lower
     bid buys less of it.
     """
-    return -(inventory_usd / max_inventory_usd) * half_spread_usd * lean_factor
+    return -inventory_ratio(inventory_usd, max_inventory_usd) * half_spread_usd * lean_factor
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,18 +2,20 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.backtest import run_backtest
-from engine.config import RiskSettings, StrategySettings
-from engine.events import Action, Instrument, PlaceQuote
+from engine.config import RiskSettings, Settings, StrategySettings
+from engine.events import Action, Fill, Instrument, PlaceQuote, Side
 from engine.quoter import Quoter
 from engine.replay.binance import TapeError, read_tape
 from engine.replay.venue import ReplayVenue
 from engine.sim.market import SimMarket
 from engine.sim.params import SimParams
 from engine.snapshot import EngineState
+from engine.venues.recorded import backtest_venue
 from tui.cli import main
 
 TAPE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "usdm_btcusdt_20240808.gz"
@@ -157,3 +159,33 @@ def test_a_tape_that_is_not_a_binance_stream_is_refused_with_the_line(tmp_path, 
         list(read_tape(bad))
     assert main(["backtest", "--replay", str(bad)]) == 2
     assert "bad.txt:2" in capsys.readouterr().err
+
+
+@needs_tape
+def test_the_shared_tape_with_latency_fills_like_a_queue_simulator_not_like_a_wish():
+    """10 ms each way, the risk-averse queue, Binance's contract and fees: tens of fills, not
+    hundreds; dollars, not tens of dollars; no burst of maker fills on one side within a
+    millisecond (each would be a new quote filled by the same sweep) unless partial."""
+    settings = Settings(strategy=StrategySettings(quote_size_usd=200.0))
+    recorded = backtest_venue(settings, replay=TAPE)
+    venue = recorded.venue
+    quoter = Quoter(settings.strategy, settings.risk, venue.instrument)
+    fills: list[Fill] = []
+    step = venue.step
+
+    def recording_step() -> list[Any]:
+        batch = step()
+        fills.extend(e for e in batch if isinstance(e, Fill) and e.is_maker)
+        return batch
+
+    venue.step = recording_step  # type: ignore[method-assign]
+    report, _ = run_backtest(venue, quoter)
+    assert recorded.fees == "binance-usdm-base"
+    assert 5 <= report["fills"] <= 60
+    assert abs(report["pnl"]["net"]) < 10.0
+    assert report["pnl_identity_error_usd"] == 0.0
+    per_ms: dict[tuple[int, Side], list[Fill]] = {}
+    for fill in fills:
+        per_ms.setdefault((fill.ts_ns // 1_000_000, fill.side), []).append(fill)
+    # two fills of one side in one millisecond: only the pieces of one order filling partly
+    assert all(len({f.order_id for f in group}) == 1 for group in per_ms.values())

@@ -132,6 +132,31 @@ def test_near_the_position_cap_a_replacing_venue_still_cancels_then_places_that_
     assert [b.size_base for b in new_bids] == [0.001]  # a whole $100 quote, not a sliver
 
 
+def test_near_the_position_cap_a_new_quote_is_sized_from_the_position_after_the_cancel():
+    """A refresh's cancel and the new quote on that side never go in the same batch: the old
+    quote can fill until the venue confirms the cancel, so the new one is sized from the
+    position once that answer is in, fills that came before it included."""
+    from engine.events import Fill
+
+    desk = Desk(strategy={"auto_hedge": False})
+    desk.warm_up()
+    desk.quoter.reconcile(0.019, desk.now_ns)  # long $1,900 of the $2,000 cap
+    desk.tick(dt_s=3.0)
+    bid = desk.quote(Side.BUY)
+    assert bid is not None and bid.size_base == 0.001
+    quoter, now = desk.quoter, desk.now_ns + 3 * S
+    batch = quoter.on_book(book_at(desk.mid, now), now) + quoter.on_timer(now)
+    assert CancelOrder(bid.order_id) in batch
+    assert not [a for a in batch if isinstance(a, PlaceQuote) and a.side is Side.BUY]
+    fill = Fill(now, bid.order_id, Side.BUY, bid.price, 0.0005, 0.0, True, 0.0005)
+    assert not [a for a in quoter.on_fill(fill, now) if isinstance(a, PlaceQuote)]
+    after = quoter.on_order_update(OrderCanceled(now, bid.order_id), now)
+    (new_bid,) = [a for a in after if isinstance(a, PlaceQuote) and a.side is Side.BUY]
+    # what is left under the cap at 0.0195 long, not the whole quote that fitted before
+    assert 0 < new_bid.size_base < 0.001
+    assert (0.0195 + new_bid.size_base) * new_bid.price <= 2000.0
+
+
 def _side(action: PlaceQuote | ReplaceQuote) -> Side:
     return action.side if isinstance(action, PlaceQuote) else action.quote.side
 
@@ -220,6 +245,87 @@ def test_kill_switch_fires_at_minus_300_on_10000_of_capital():
     assert any("resume refused" in m for m in alerts_of(desk, "daily loss"))
 
 
+def loss_desk(**risk: object) -> Desk:
+    """A desk long 0.02 BTC ($2,000) with no auto-hedge, one tick above the daily loss limit."""
+    desk = Desk(
+        strategy={"quote_size_usd": 2000.0, "auto_hedge": False, "max_inventory_usd": 5000.0},
+        risk={"vol_breaker_pct_per_hour": 1000.0, **risk},
+    )
+    desk.warm_up()
+    desk.fill(Side.BUY)
+    return desk
+
+
+def past_the_limit(desk: Desk) -> float:
+    """A mid where the day P&L of `loss_desk`'s position is about -$301."""
+    terms = desk.quoter.ledger.terms()
+    return round(100_000.0 - (301.0 + terms.spread_usd + terms.rebates_usd) / 0.02, 1)
+
+
+def test_the_daily_loss_kill_also_flattens_the_position_with_the_taker_hedge():
+    desk = loss_desk()
+    assert desk.quoter.risk.loss_kill_flatten
+    actions = desk.tick(past_the_limit(desk))
+    assert desk.quoter.state is EngineState.KILLED
+    kill = next(i for i, a in enumerate(actions) if isinstance(a, CancelAll))
+    hedges = [(i, a) for i, a in enumerate(actions) if isinstance(a, PlaceHedge)]
+    assert [(h.side, h.size_base) for _, h in hedges] == [(Side.SELL, 0.02)]
+    assert hedges[0][0] > kill  # the quotes are cancelled first
+    assert desk.quoter.position_base == 0
+    assert any("loss-limit flatten" in m for m in alerts_of(desk, "hedge"))
+    desk.tick(dt_s=5.0)  # flat and killed: nothing more goes out
+    assert len(desk.hedges) == 1 and desk.resting == {}
+    desk.tick(dt_s=86_400.0)  # the next UTC day: the operator may resume
+    desk.command(Resume())
+    desk.warm_up()
+    desk.fill(Side.BUY)
+    desk.tick(dt_s=5.0)
+    assert desk.quoter.state is EngineState.QUOTING
+    assert len(desk.hedges) == 1  # resumed: no flatten left over from the kill
+
+
+def test_with_loss_kill_flatten_off_the_daily_loss_kill_only_cancels():
+    desk = loss_desk(loss_kill_flatten=False)
+    desk.tick(past_the_limit(desk))
+    desk.tick(dt_s=5.0)
+    assert desk.quoter.state is EngineState.KILLED
+    assert desk.hedges == []
+    assert desk.quoter.position_base == pytest.approx(0.02)
+
+
+def test_the_operators_kill_key_stays_cancel_only():
+    desk = loss_desk()
+    actions = desk.command(Kill())
+    desk.tick(dt_s=5.0)
+    assert any(isinstance(a, CancelAll) for a in actions)
+    assert desk.hedges == []
+    assert desk.quoter.position_base == pytest.approx(0.02)
+
+
+def test_a_loss_kill_flattens_again_what_a_refused_hedge_and_a_late_fill_leave():
+    """The kill's hedge is refused: it is sent again after 1 s. A quote the cancel-all had not
+    reached fills after that: flattened too, 2 s after the last send (the waits double)."""
+    from engine.events import Fill
+
+    desk = loss_desk()
+    quoter = desk.quoter
+    ask = desk.quote(Side.SELL)
+    assert ask is not None
+    now = desk.now_ns + S
+    actions = quoter.on_book(book_at(past_the_limit(desk), now), now)
+    (hedge,) = [a for a in actions if isinstance(a, PlaceHedge)]
+    assert quoter.on_order_update(OrderRejected(now, hedge.order_id, "no liquidity"), now) == []
+    assert not [a for a in quoter.on_timer(now + S // 2) if isinstance(a, PlaceHedge)]
+    (again,) = [a for a in quoter.on_timer(now + S) if isinstance(a, PlaceHedge)]
+    assert (again.side, again.size_base) == (Side.SELL, 0.02)
+    quoter.on_fill(Fill(now + S, again.order_id, Side.SELL, 99_000.0, 0.02, 0.0, False), now + S)
+    assert quoter.position_base == 0
+    late = Fill(now + 2 * S, ask.order_id, Side.SELL, ask.price, 0.005, 0.0, True, 0.015)
+    assert not [a for a in quoter.on_fill(late, now + 2 * S) if isinstance(a, PlaceHedge)]
+    (rest,) = [a for a in quoter.on_timer(now + 3 * S) if isinstance(a, PlaceHedge)]
+    assert (rest.side, rest.size_base) == (Side.BUY, 0.005)
+
+
 def alternating_mids(vol_1h: float, seconds: int, start: float = 100_000.0) -> list[float]:
     """Mids whose 1 s log returns alternate +x, -x so that realized vol is `vol_1h` per hour."""
     x = vol_1h / 60.0
@@ -287,6 +393,38 @@ def test_kill_cancels_everything_and_resume_quotes_again():
     desk.command(Resume())
     assert desk.quoter.state is EngineState.QUOTING
     assert desk.quote(Side.BUY) and desk.quote(Side.SELL)
+
+
+def test_a_one_sided_book_pulls_the_quotes_at_once():
+    """Not at the next refresh, up to 3 s later: both sides are working, so the fast path for
+    'nothing to do' must not run before the check that we may quote at all."""
+    from engine.events import BookUpdate
+
+    desk = Desk()
+    desk.warm_up()
+    working = {o.order_id for o in desk.resting.values()}
+    assert len(working) == 2
+    now = desk.now_ns + S // 10  # no refresh due
+    bids_only = BookUpdate(now, book_at(desk.mid, now).bids, (), is_snapshot=True)
+    actions = desk.quoter.on_book(bids_only, now)
+    assert {a.order_id for a in actions if isinstance(a, CancelOrder)} == working
+    assert desk.quoter.status(now) == "waiting for a two-sided book"
+
+
+def test_a_fill_rate_of_exactly_90_percent_is_adverse_selection():
+    """The guide's sign is "90%+ of your quotes filling": 18 of the last 20 is already it."""
+    desk = Desk(risk={"fill_rate_window_quotes": 20, "fill_rate_min_quotes": 20})
+    desk.warm_up()
+    desk.tick(dt_s=3.0)  # one refresh: two quotes done unfilled
+    monitor = desk.quoter.fill_rate
+    assert (monitor.total_quotes, monitor.total_filled) == (2, 0)
+    for _ in range(9):
+        assert desk.quoter.adverse_widen_bps() == 0.0
+        desk.fill(Side.BUY)
+        desk.fill(Side.SELL)
+    assert monitor.fill_rate == 0.9
+    assert desk.quoter.adverse_widen_bps() == 5.0
+    assert any("fill rate 90% >= 90%" in m for m in alerts_of(desk, "adverse selection"))
 
 
 def test_pause_pulls_quotes_and_unpause_brings_them_back():

@@ -58,6 +58,26 @@ def test_lean_is_minus_inventory_ratio_times_half_spread_times_0_3():
     assert lean_usd(-1000.0, 1000.0, 25.0, 0.3) == pytest.approx(7.5)
 
 
+def test_premium_and_lean_stop_growing_at_max_inventory():
+    """The position cap ($2,000) lets inventory reach twice max inventory ($1,000): the premium
+    stays at 5 bps and the lean at 30% of the half-spread past it."""
+    for inventory in (2000.0, -2000.0):
+        at_cap = spread_breakdown(vol_1h=None, inventory_usd=inventory, **GUIDE)
+        assert at_cap.inventory_premium_bps == 5.0
+    assert lean_usd(2000.0, 1000.0, 25.0, 0.3) == lean_usd(1000.0, 1000.0, 25.0, 0.3)
+    assert lean_usd(-2000.0, 1000.0, 25.0, 0.3) == pytest.approx(7.5)
+    short_at_cap = quote_prices(
+        mid=100_000.0,
+        total_bps=5.0,
+        inventory_usd=-2000.0,
+        max_inventory_usd=1000.0,
+        lean_factor=1.0,
+        tick_size=0.1,
+    )
+    # a full lean brings the bid to mid, no further
+    assert short_at_cap.bid_ticks * 0.1 <= 100_000.0
+
+
 def test_quotes_straddle_mid_and_lean_moves_both_down_when_long():
     flat = quote_prices(
         mid=100_000.0,

@@ -64,21 +64,23 @@ def _run_backtest(args: argparse.Namespace) -> int:
     from engine.replay.binance import TapeError
     from engine.venues.recorded import VenueSetupError, backtest_venue
 
-    fees = args.fees or settings.sim.fees
     try:
         recorded = backtest_venue(
             settings,
             seed=args.seed,
-            fees=fees,
+            fees=args.fees,
             regime=args.regime,
             informed_share=args.informed_share,
             hours=args.hours,
             replay=args.replay,
+            latency_ms=args.latency_ms,
+            queue=args.queue,
+            fill_through=args.fill_through,
         )
     except VenueSetupError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
-    venue, hours = recorded.venue, recorded.hours
+    venue, hours, fees = recorded.venue, recorded.hours, recorded.fees
     seed = settings.sim.seed if args.seed is None else args.seed
     quoter = Quoter(settings.strategy, settings.risk, venue.instrument, seed=seed)
     show_progress = not args.json and sys.stderr.isatty()
@@ -94,11 +96,28 @@ def _run_backtest(args: argparse.Namespace) -> int:
     report["seed"] = recorded.seed
     report["fees"] = fees
     report["source"] = recorded.source
+    model = getattr(venue, "model", None)
+    if model is not None:  # a replay: how our orders met the tape
+        report["replay"] = {
+            "entry_latency_ms": model.entry_latency_ms,
+            "response_latency_ms": model.response_latency_ms,
+            "queue": model.queue,
+            "fill_through": model.fill_through,
+            "min_notional_usd": model.min_notional_usd,
+            "quotes_skipped_min_notional": venue.skipped_min_notional,
+        }
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:
         print(f"backtest: {recorded.description}, fees {fees}")
         print(format_report(report, timing))
+        replay = report.get("replay")
+        if replay is not None and replay["quotes_skipped_min_notional"]:
+            print(
+                f"skipped quotes       {replay['quotes_skipped_min_notional']:,} under the "
+                f"contract's ${replay['min_notional_usd']:g} minimum notional (raise "
+                "strategy.quote_size_usd to quote at all)"
+            )
     return 0
 
 
@@ -194,6 +213,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _not_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -274,9 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--seed", type=int, default=None, help="seed (default [sim] seed)")
     backtest.add_argument(
         "--fees",
-        choices=["guide", "hyperliquid-base"],
+        choices=["guide", "hyperliquid-base", "binance-usdm-base"],
         default=None,
-        help="fee schedule (default [sim] fees)",
+        help="fee schedule (default: [sim] fees; a replay: its venue's, binance-usdm-base)",
     )
     backtest.add_argument(
         "--regime",
@@ -296,6 +322,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="replay a recorded Binance USD-M stream instead of simulating",
+    )
+    backtest.add_argument(
+        "--latency-ms",
+        type=_not_negative_float,
+        default=None,
+        metavar="N",
+        help="a replay's order latency, each way (default [replay] entry/response_latency_ms)",
+    )
+    backtest.add_argument(
+        "--queue",
+        choices=["risk-averse", "power"],
+        default=None,
+        help="a replay's queue model (default [replay] queue)",
+    )
+    backtest.add_argument(
+        "--fill-through",
+        choices=["full", "traded"],
+        default=None,
+        help="a replay's fill when a trade prints beyond our price (default [replay])",
     )
     backtest.add_argument("--json", action="store_true", help="print the report as one JSON object")
     backtest.set_defaults(handler=_run_backtest)

@@ -15,11 +15,13 @@ FEE_SCHEDULES: dict[str, tuple[float, float]] = {
     # (maker_fee_pct, taker_fee_pct); a negative maker fee is a rebate received
     "guide": (-0.025, 0.025),
     "hyperliquid-base": (0.015, 0.045),
+    "binance-usdm-base": (0.02, 0.05),
 }
 
 
 def fee_schedule(name: str) -> tuple[float, float]:
-    """(maker_fee_pct, taker_fee_pct) of a named schedule: 'guide' or 'hyperliquid-base'."""
+    """(maker_fee_pct, taker_fee_pct) of a named schedule: 'guide', 'hyperliquid-base' or
+    'binance-usdm-base' (Binance USD-M futures, the base tier)."""
     try:
         return FEE_SCHEDULES[name]
     except KeyError:
