@@ -53,35 +53,48 @@ class FillRateMonitor:
 
 
 class Markouts:
-    """Average markout of our fills after 1 s, 5 s and 30 s, in bps of the fill price.
+    """Average markout of our fills after 1 s, 5 s and 30 s, in bps, two ways.
 
-    A markout is `side * (mid later - fill price) / fill price`: positive when the market
-    moved our way after we traded, negative when we were picked off.
+    Against the fill price, `side * (mid later - fill price) / fill price`: what the fill was
+    worth, the half-spread we earned included. Against the mid at the fill, `side * (mid later
+    - mid then) / mid then`: where the market went after we traded, the spread left out, so
+    negative means it moved against us (adverse selection) however wide we quoted.
     """
 
-    __slots__ = ("_count", "_pending", "_sum_bps", "horizons_s")
+    __slots__ = ("_count", "_pending", "_sum_bps", "_sum_vs_mid_bps", "horizons_s")
 
     def __init__(self, horizons_s: tuple[int, ...] = MARKOUT_HORIZONS_S) -> None:
         self.horizons_s = horizons_s
-        self._pending: list[deque[tuple[int, int, float]]] = [deque() for _ in horizons_s]
+        self._pending: list[deque[tuple[int, int, float, float]]] = [deque() for _ in horizons_s]
         self._sum_bps = [0.0] * len(horizons_s)
+        self._sum_vs_mid_bps = [0.0] * len(horizons_s)
         self._count = [0] * len(horizons_s)
 
-    def on_fill(self, ts_ns: int, side: Side, price: float) -> None:
+    def on_fill(self, ts_ns: int, side: Side, price: float, mid: float | None = None) -> None:
+        """A fill at `price` when the mid was `mid` (the fill price if there was none)."""
+        then = price if mid is None else mid
         for i, horizon_s in enumerate(self.horizons_s):
-            self._pending[i].append((ts_ns + horizon_s * _NS_PER_S, int(side), price))
+            self._pending[i].append((ts_ns + horizon_s * _NS_PER_S, int(side), price, then))
 
     def on_mid(self, mid: float, ts_ns: int) -> None:
         """Score every fill whose horizon has passed against this mid (cheap when none is due)."""
         for i, pending in enumerate(self._pending):
             while pending and pending[0][0] <= ts_ns:
-                _, sign, price = pending.popleft()
+                _, sign, price, then = pending.popleft()
                 self._sum_bps[i] += sign * (mid - price) / price * 1e4
+                self._sum_vs_mid_bps[i] += sign * (mid - then) / then * 1e4
                 self._count[i] += 1
 
     def mean_bps(self) -> dict[str, float | None]:
         """Keyed '1s', '5s', '30s'; None for a horizon with no scored fill yet."""
+        return self._means(self._sum_bps)
+
+    def mean_vs_mid_bps(self) -> dict[str, float | None]:
+        """Against the mid at the fill: keyed '1s', '5s', '30s'; None where none is scored."""
+        return self._means(self._sum_vs_mid_bps)
+
+    def _means(self, sums: list[float]) -> dict[str, float | None]:
         return {
-            f"{h}s": (self._sum_bps[i] / self._count[i] if self._count[i] else None)
+            f"{h}s": (sums[i] / self._count[i] if self._count[i] else None)
             for i, h in enumerate(self.horizons_s)
         }

@@ -201,6 +201,7 @@ def build_report(
             tracker.spread_sum_bps / tracker.spread_samples if tracker.spread_samples else None
         ),
         "markout_bps": quoter.markouts.mean_bps(),
+        "markout_vs_mid_bps": quoter.markouts.mean_vs_mid_bps(),
         "state": quoter.state.value,
         "kill_reason": kills[-1] if kills else None,
         "alerts": dict(sorted(quoter.alert_counts.items())),
@@ -235,6 +236,7 @@ def format_report(report: dict[str, Any], timing: Timing | None = None) -> str:
     pnl = report["pnl"]
     guide = report["guide_day"]
     markouts = report["markout_bps"]
+    vs_mid = report["markout_vs_mid_bps"]
 
     def bps(value: float | None) -> str:
         return "   n/a" if value is None else f"{value:+6.2f}"
@@ -269,7 +271,9 @@ def format_report(report: dict[str, Any], timing: Timing | None = None) -> str:
         "avg quoted spread    "
         + ("n/a" if report["avg_spread_bps"] is None else f"{report['avg_spread_bps']:.2f} bps"),
         f"markouts (bps)       1s {bps(markouts['1s'])}   5s {bps(markouts['5s'])}   "
-        f"30s {bps(markouts['30s'])}",
+        f"30s {bps(markouts['30s'])}   of the fill price",
+        f"  vs mid at the fill 1s {bps(vs_mid['1s'])}   5s {bps(vs_mid['5s'])}   "
+        f"30s {bps(vs_mid['30s'])}   (negative: the market moved against us)",
         f"final state          {report['state']}"
         + (f" ({report['kill_reason']})" if report["kill_reason"] else ""),
         "",

@@ -432,7 +432,7 @@ class Quoter:
             if fill.leaves_base <= 0:
                 self._finish(order, now_ns)
         if fill.is_maker:
-            self.markouts.on_fill(now_ns, fill.side, fill.price)
+            self.markouts.on_fill(now_ns, fill.side, fill.price, self.book.mid)
         # The position changed: sides held back by the cap get another look.
         self._cap_retry_ns[Side.BUY] = self._cap_retry_ns[Side.SELL] = 0
         actions = self._check_daily_loss(now_ns)

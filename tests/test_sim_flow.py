@@ -126,7 +126,13 @@ def test_the_book_is_on_the_grid_never_crossed_and_deepens_away_from_the_touch()
     events: list[VenueEvent] = []
     market = SimMarket(SimParams(seed=4))
     run_trivial_quoter(market, 2 * MINUTE, half_spread_bps=0.5, keep_events=events)
-    books = [e for e in events if isinstance(e, BookUpdate)]
+    every_book = [e for e in events if isinstance(e, BookUpdate)]
+    walked = [b for b in every_book if b.ts_ns % (S // 10)]  # off the 100 ms redraws
+    assert walked  # the quoter was filled by takers: the books their walks left went out first
+    for book in walked:  # thinner (the walk emptied levels), still on the grid, never crossed
+        assert book.bids[0][0] < book.asks[0][0]
+        assert all(abs(p * 10 - round(p * 10)) < 1e-6 for p, _ in book.bids + book.asks)
+    books = [b for b in every_book if not b.ts_ns % (S // 10)]
     assert len(books) == 1200
     spreads_ticks = []
     for book in books:

@@ -407,3 +407,20 @@ def test_a_market_can_open_with_an_account_and_a_wall_clock_start():
     events = [e for _ in range(50) for e in market.step()]
     assert min(e.ts_ns for e in events) >= start_ns
     assert market.equity_usd(100_000.0) == pytest.approx(-1_150.5 + 1_200.0)
+
+
+def test_the_book_a_walk_leaves_goes_out_before_the_fills_it_caused() -> None:
+    """A seller sweeps through our bid at 99,999.7: the prints of the better levels, then the
+    book as the sweep left it (no bid at or above our price), then our fill, then the rest of
+    the prints; a refill priced off that book does not cross it."""
+    market = exact_market()
+    act(market, PlaceQuote("b1", BUY, 99_999.7, 0.5))
+    events = take(market, SELL, 4.0)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["Trade", "Trade", "BookUpdate", "Fill", "Trade", "Trade"]
+    book = next(e for e in events if isinstance(e, BookUpdate))
+    assert book.bids[0][0] < 99_999.7  # the walk went through our price
+    (fill,) = fills(events)
+    assert fill.order_id == "b1" and fill.leaves_base == 0
+    refill_at = book.asks[0][0] - 0.1  # the best bid a post-only refill may take now
+    assert isinstance(act(market, PlaceQuote("b2", BUY, refill_at, 0.5))[0], OrderAccepted)

@@ -54,6 +54,8 @@ def run_trivial_quoter(
     next_quote_ns = market.now_ns
     mid = market.fair_mid
     order_no = 0
+    start_ns = market.params.start_ns
+    interval_ns = max(1, round(market.params.book_interval_s * 1_000_000_000))
     while market.next_ts_ns < end_ns:
         events = market.step()
         now = market.now_ns
@@ -62,6 +64,9 @@ def run_trivial_quoter(
             keep_events += events
         for event in events:
             kind = type(event)
+            if kind is BookUpdate and (now - start_ns) % interval_ns:
+                report.by_kind["BookUpdate (walked)"] += 1  # the book a walk through us left
+                continue
             report.by_kind[kind.__name__] += 1
             if kind is BookUpdate:
                 assert isinstance(event, BookUpdate)

@@ -384,6 +384,7 @@ class SimMarket:
             fair = self._path.advance()
             book.refresh(fair, self._regime().depth_mult)
         self._book_steps += 1
+        first_event = len(events)
         if self._bids:
             self._settle_resting(self._bids, True, book.top_ask_ticks, ts, events)
         if self._asks:
@@ -392,7 +393,8 @@ class SimMarket:
             self._feed_gap_until_ns = ts + round(self.params.feed_gap_s * _NS_PER_S)
             self._next_feed_gap_ns = self._draw_feed_gap_ns(self._feed_gap_until_ns)
         if ts >= self._feed_gap_until_ns:  # during a feed gap the market moves unseen
-            events.append(self._snapshot(ts))
+            # the book that moved through our quotes goes out before the fills it caused
+            events.insert(first_event, self._snapshot(ts))
 
     def _draw_feed_gap_ns(self, after_ns: int) -> int:
         rate = self.params.feed_gap_rate_per_hour
@@ -429,17 +431,27 @@ class SimMarket:
         if done:
             orders[:] = [o for o in orders if o.leaves_lots]
 
-    def _snapshot(self, ts: int) -> BookUpdate:
+    def _snapshot(self, ts: int, walked: bool = False) -> BookUpdate:
+        """The published book: fresh after a redraw, what the shape says; `walked`, what a
+        taker's walk left of it (levels it emptied are gone)."""
         book = self._book
         prices = self._prices
         bid_prices = [prices[t] for t in book.bid_ticks]
         ask_prices = [prices[t] for t in book.ask_ticks]
-        bid_sizes = book.bid_sizes_base  # fresh after a redraw: what the shape says
-        ask_sizes = book.ask_sizes_base
+        if walked:
+            sizes = self._sizes
+            bid_sizes = [sizes[lots] for lots in book.bid_lots]
+            ask_sizes = [sizes[lots] for lots in book.ask_lots]
+        else:
+            bid_sizes = book.bid_sizes_base
+            ask_sizes = book.ask_sizes_base
         if self._bids:
             bid_prices, bid_sizes = self._with_ours(bid_prices, bid_sizes, self._bids, True)
         if self._asks:
             ask_prices, ask_sizes = self._with_ours(ask_prices, ask_sizes, self._asks, False)
+        if walked:
+            bid_prices, bid_sizes = _shown(bid_prices, bid_sizes)
+            ask_prices, ask_sizes = _shown(ask_prices, ask_sizes)
         return BookUpdate(
             ts,
             tuple(zip(bid_prices, bid_sizes, strict=True)),
@@ -550,6 +562,7 @@ class SimMarket:
             ours_walked = ours
             stp = taker[0]
         self_hits: list[_RestingOrder] = []
+        first_event = len(events)
         n_levels = len(level_ticks)
         n_ours = len(ours_walked)
         prices, sizes = self._prices, self._sizes
@@ -629,7 +642,21 @@ class SimMarket:
                     shown = book.lots_at(is_bid, order.ticks)
                     if shown < order.queue_ahead_lots:
                         order.queue_ahead_lots = shown
+        self._book_before_our_fills(events, first_event, ts)
         return remaining
+
+    def _book_before_our_fills(self, events: list[VenueEvent], first: int, ts: int) -> None:
+        """A walk that filled quotes of ours: the book as the walk left it goes out before those
+        fills, as a venue's matching implies (the market moved through our price, then we heard
+        of our fill). The core then marks the fill against that book and prices its refill off
+        it, instead of off the book the walk just ate (a refill that would cross)."""
+        if ts < self._feed_gap_until_ns:  # the market moves unseen: so does this
+            return
+        for index in range(first, len(events)):
+            event = events[index]
+            if isinstance(event, Fill) and event.is_maker:
+                events.insert(index, self._snapshot(ts, walked=True))
+                return
 
     # ---- fills and the account ------------------------------------------------------------------
 
@@ -862,3 +889,9 @@ class SimMarket:
             return
         self._rest(account, order_id, order.side, order.ticks, left)
         self._emit(account, OrderAccepted(ts, order_id), events)
+
+
+def _shown(prices: list[float], sizes: list[float]) -> tuple[list[float], list[float]]:
+    """The levels of one side that still hold something."""
+    kept = [(price, size) for price, size in zip(prices, sizes, strict=True) if size > 0]
+    return [price for price, _ in kept], [size for _, size in kept]
