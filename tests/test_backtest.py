@@ -206,3 +206,24 @@ def test_markouts_against_the_mid_at_the_fill_leave_the_spread_out():
     markouts.on_mid(99.8, 1_000_000_000)
     assert markouts.mean_bps()["1s"] == pytest.approx((99.8 - 99.9) / 99.9 * 1e4)
     assert markouts.mean_vs_mid_bps()["1s"] == pytest.approx(-20.0)
+
+
+@needs_tape
+def test_the_replay_model_comes_from_replay_settings_and_the_flags_override_it(capsys, monkeypatch):
+    monkeypatch.setenv("PERPDESK_REPLAY__QUEUE", "power")
+    monkeypatch.setenv("PERPDESK_REPLAY__ENTRY_LATENCY_MS", "25")
+    assert main(["backtest", "--replay", str(TAPE), "--json"]) == 0
+    replay = json.loads(capsys.readouterr().out)["replay"]
+    assert (replay["queue"], replay["entry_latency_ms"], replay["response_latency_ms"]) == (
+        "power",
+        25.0,
+        10.0,
+    )
+    argv = ["backtest", "--replay", str(TAPE), "--latency-ms", "0", "--queue", "risk-averse"]
+    assert main([*argv, "--fill-through", "traded", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fees"] == "binance-usdm-base"
+    assert report["replay"]["quotes_skipped_min_notional"] > 0  # $100 quotes are 0.001 BTC
+    assert (report["replay"]["entry_latency_ms"], report["replay"]["queue"]) == (0.0, "risk-averse")
+    assert report["replay"]["fill_through"] == "traded"
+    assert main(["backtest", "--replay", str(TAPE), "--latency-ms", "-1"]) == 2
