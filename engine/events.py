@@ -72,6 +72,10 @@ class Fill:
     trade_id: str = ""
     """The venue's id of the trade, where it gives one: a fill is booked once per id, across
     restarts too ("" on the embedded exchange, whose fills reach us exactly once)."""
+    venue_mid: float | None = None
+    """The mid the venue had when it filled us, where the venue knows it (a replay): the fill
+    is marked against it rather than against the core's book when the news arrives, which is
+    a latency later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -413,7 +413,8 @@ class Quoter:
         )
 
     def on_fill(self, fill: Fill, now_ns: int) -> list[Action]:
-        self._book(fill, self.book.mid)
+        mid = self.book.mid if fill.venue_mid is None else fill.venue_mid
+        self._book(fill, mid)
         order = self._orders.get(fill.order_id)
         if order is None:
             self._alert(
@@ -432,7 +433,7 @@ class Quoter:
             if fill.leaves_base <= 0:
                 self._finish(order, now_ns)
         if fill.is_maker:
-            self.markouts.on_fill(now_ns, fill.side, fill.price, self.book.mid)
+            self.markouts.on_fill(now_ns, fill.side, fill.price, mid)
         # The position changed: sides held back by the cap get another look.
         self._cap_retry_ns[Side.BUY] = self._cap_retry_ns[Side.SELL] = 0
         actions = self._check_daily_loss(now_ns)
@@ -1245,7 +1246,7 @@ class Quoter:
 
     def _check_daily_loss(self, now_ns: int) -> list[Action]:
         if self.state is EngineState.KILLED:
-            return []
+            return self._loss_while_killed(now_ns)
         day_pnl = self.day_pnl_usd()
         limit = self.daily_loss_limit_usd
         if day_pnl > -limit:
@@ -1262,6 +1263,29 @@ class Quoter:
         self._flattening = self.risk.loss_kill_flatten
         self._flatten_sends = self._flatten_next_ns = 0
         return actions + self._flatten_rest(now_ns)
+
+    def _loss_while_killed(self, now_ns: int) -> list[Action]:
+        """Killed for another reason (the operator's `k`, an error) with a position left: the
+        loss limit still holds. Crossing it flattens, once, as the loss kill would have."""
+        if (
+            self._flattening
+            or not self.risk.loss_kill_flatten
+            or not self.ledger.position_base
+            or self.day_pnl_usd() > -self.daily_loss_limit_usd
+        ):
+            return []
+        self._alert(
+            now_ns,
+            Severity.CRITICAL,
+            "kill switch",
+            f"daily loss limit crossed while killed ({self.kill_reason}): flattening the "
+            f"position, day P&L ${self.day_pnl_usd():,.2f}",
+            value=self.day_pnl_usd(),
+            threshold=-self.daily_loss_limit_usd,
+        )
+        self._flattening = True
+        self._flatten_sends = self._flatten_next_ns = 0
+        return self._flatten_rest(now_ns)
 
     def _check_vol_breaker(self, now_ns: int) -> None:
         vol = self.vol.vol_1h

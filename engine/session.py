@@ -229,7 +229,8 @@ class JournaledVenue:
     def _journal_event(self, event: VenueEvent) -> None:
         wall = self._wall_ns()
         if isinstance(event, Fill):
-            self.journal.fill(wall, event, self.quoter.book.mid)
+            mid = self.quoter.book.mid if event.venue_mid is None else event.venue_mid
+            self.journal.fill(wall, event, mid)
             if event.leaves_base <= 0:
                 self.journal.append("order_done", wall, {"order_id": event.order_id})
         elif isinstance(event, OrderCanceled | OrderRejected):

@@ -227,3 +227,10 @@ def test_the_replay_model_comes_from_replay_settings_and_the_flags_override_it(c
     assert (report["replay"]["entry_latency_ms"], report["replay"]["queue"]) == (0.0, "risk-averse")
     assert report["replay"]["fill_through"] == "traded"
     assert main(["backtest", "--replay", str(TAPE), "--latency-ms", "-1"]) == 2
+
+
+def test_replay_flags_without_a_replay_are_refused_in_one_line(capsys):
+    assert main(["backtest", "--hours", "0.01", "--latency-ms", "50", "--queue", "power"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("perpdesk: --latency-ms, --queue apply to a replay only")
+    assert err.count("\n") == 1

@@ -302,6 +302,20 @@ def test_the_operators_kill_key_stays_cancel_only():
     assert desk.quoter.position_base == pytest.approx(0.02)
 
 
+def test_killed_by_the_operator_the_loss_limit_still_flattens_when_crossed():
+    """`k` leaves the position (cancel-only); if the market then carries the day past the loss
+    limit, the position is flattened as the loss kill would have, once, with an alert."""
+    desk = loss_desk()
+    desk.command(Kill())
+    assert desk.hedges == []
+    desk.tick(past_the_limit(desk))
+    assert [(h.side, h.size_base) for h in desk.hedges] == [(Side.SELL, 0.02)]
+    assert desk.quoter.position_base == pytest.approx(0.0)
+    assert [a for a in alerts_of(desk, "kill switch") if "crossed while killed" in a]
+    desk.tick(past_the_limit(desk) - 100)
+    assert len(desk.hedges) == 1
+
+
 def test_a_loss_kill_flattens_again_what_a_refused_hedge_and_a_late_fill_leave():
     """The kill's hedge is refused: it is sent again after 1 s. A quote the cancel-all had not
     reached fills after that: flattened too, 2 s after the last send (the waits double)."""

@@ -196,3 +196,17 @@ def test_a_trade_through_our_price_fills_in_full_or_up_to_its_size(fill_through)
     venue.submit(PlaceQuote("b1", Side.BUY, 100.0, 0.5), 1)
     fills = [e.size_base for e in drain(venue) if isinstance(e, Fill)]
     assert fills == ([0.5] if fill_through == "full" else [pytest.approx(0.2)])
+
+
+def test_a_fill_carries_the_mid_the_exchange_had_and_whole_lots_under_the_power_model():
+    """The core hears of a fill a latency later, when the book may have moved: the fill says
+    the mid at the exchange when it happened. A queue estimate is never a fraction of a lot."""
+    grow = BookUpdate(2 * MS, bids=((100.0, 3.0),), asks=(), is_snapshot=False)
+    shed = BookUpdate(3 * MS, bids=((100.0, 1.0),), asks=(), is_snapshot=False)
+    prints = [Trade((4 + i) * MS, 100.0, 0.4, Side.SELL) for i in range(6)]
+    moved = BookUpdate(11 * MS, bids=((99.0, 1.0),), asks=((99.5, 1.0),), is_snapshot=True)
+    venue = latent_venue(grow, shed, *prints, moved, queue="power", response_latency_ms=10)
+    venue.submit(PlaceQuote("b1", Side.BUY, 100.0, 0.5), 1)
+    fills = [e for e in drain(venue) if isinstance(e, Fill)]
+    assert fills and all(f.venue_mid == pytest.approx(100.05) for f in fills)
+    assert all(abs(f.size_base / 0.001 - round(f.size_base / 0.001)) < 1e-9 for f in fills)

@@ -64,6 +64,13 @@ def _run_backtest(args: argparse.Namespace) -> int:
     from engine.replay.binance import TapeError
     from engine.venues.recorded import VenueSetupError, backtest_venue
 
+    flags = (("--latency-ms", args.latency_ms), ("--queue", args.queue),
+             ("--fill-through", args.fill_through))  # fmt: skip
+    replay_only = [flag for flag, value in flags if value is not None]
+    if replay_only and args.replay is None:
+        print(f"{PROG}: {', '.join(replay_only)} apply to a replay only (--replay FILE); the "
+              "embedded exchange has its own latency in [sim]", file=sys.stderr)  # fmt: skip
+        return 2
     try:
         recorded = backtest_venue(
             settings,

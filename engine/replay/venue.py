@@ -58,7 +58,7 @@ from engine.events import (
     Trade,
     VenueEvent,
 )
-from engine.grid import ticks_to_price
+from engine.grid import floor_lots, ticks_to_price
 
 _EPS_BASE = 1e-12
 _NS_PER_MS = 1_000_000
@@ -128,6 +128,11 @@ class _RecordedBook:
 
     def size_at(self, side: Side, ticks: int) -> float:
         return (self.bids if side is Side.BUY else self.asks).get(ticks, 0.0)
+
+    def mid(self) -> float | None:
+        if not self.bids or not self.asks:
+            return None
+        return (max(self.bids) + min(self.asks)) * self.tick_size / 2
 
     def touch(self, side: Side) -> int | None:
         """Best bid (side BUY) or best ask (side SELL), in ticks."""
@@ -324,6 +329,8 @@ class ReplayVenue:
         fills: list[Fill] = []
         trade_ticks = self.book.to_ticks(trade.price)
         full = self.model.fill_through == "full"
+        lot = self.instrument.lot_size
+        mid = self.book.mid()
         for order in list(self._orders.values()):
             if order.side is trade.aggressor:
                 continue
@@ -339,19 +346,20 @@ class ReplayVenue:
                 if ahead >= 0:
                     continue
                 size = min(-ahead, order.leaves_base)
-            fills.append(self._fill(order, size, self._back(trade.ts_ns)))
+            size = floor_lots(size, lot)  # a queue estimate is not a whole number of lots
+            if size > 0:
+                fills.append(self._fill(order, size, self._back(trade.ts_ns), mid))
         return fills
 
-    def _fill(self, order: _Resting, size_base: float, ts_ns: int) -> Fill:
+    def _fill(self, order: _Resting, size_base: float, ts_ns: int, mid: float | None) -> Fill:
         order.leaves_base -= size_base
         if order.leaves_base <= _EPS_BASE:
             order.leaves_base = 0.0
             del self._orders[order.order_id]
         fee = size_base * order.price * self.maker_fee_pct / 100.0
         self._book_fill(order.side, order.price, size_base, fee)
-        return Fill(
-            ts_ns, order.order_id, order.side, order.price, size_base, fee, True, order.leaves_base
-        )
+        return Fill(ts_ns, order.order_id, order.side, order.price, size_base, fee, True,
+                    order.leaves_base, venue_mid=mid)  # fmt: skip
 
     def _take(self, hedge: PlaceHedge, now_ns: int) -> list[VenueEvent]:
         """Walk the opposite side of the book as it stands from the touch, taking what it fills
@@ -359,6 +367,7 @@ class ReplayVenue:
         events: list[VenueEvent] = []
         at = self._back(now_ns)
         book, side = self.book, hedge.side.opposite
+        mid = book.mid()
         remaining = hedge.size_base
         for ticks in book.ticks_from_touch(side, 50):
             if remaining <= _EPS_BASE:
@@ -370,7 +379,8 @@ class ReplayVenue:
             leaves = remaining if remaining > _EPS_BASE else 0.0
             fee = take * price * self.taker_fee_pct / 100.0
             self._book_fill(hedge.side, price, take, fee)
-            events.append(Fill(at, hedge.order_id, hedge.side, price, take, fee, False, leaves))
+            events.append(Fill(at, hedge.order_id, hedge.side, price, take, fee, False, leaves,
+                               venue_mid=mid))  # fmt: skip
         if remaining > _EPS_BASE:
             events.append(OrderCanceled(at, hedge.order_id))
         return events
