@@ -330,7 +330,7 @@ class ReplayVenue:
         trade_ticks = self.book.to_ticks(trade.price)
         full = self.model.fill_through == "full"
         lot = self.instrument.lot_size
-        mid = self.book.mid()
+        mid: float | None = None  # found only when we fill: it scans the book
         for order in list(self._orders.values()):
             if order.side is trade.aggressor:
                 continue
@@ -348,6 +348,8 @@ class ReplayVenue:
                 size = min(-ahead, order.leaves_base)
             size = floor_lots(size, lot)  # a queue estimate is not a whole number of lots
             if size > 0:
+                if mid is None:
+                    mid = self.book.mid()
                 fills.append(self._fill(order, size, self._back(trade.ts_ns), mid))
         return fills
 
