@@ -661,9 +661,29 @@ def find_config_file(path: Path | None = None) -> Path | None:
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
+def _unknown_env_sections(environ: Mapping[str, str]) -> list[str]:
+    """PERPDESK_* variables naming no section: a typo would otherwise be silently ignored (a
+    mistyped key inside a known section is caught by the section's own check)."""
+    known = sorted(Settings.model_fields)
+    problems = []
+    for name in environ:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        section = name[len(ENV_PREFIX) :].split(ENV_NESTED_DELIMITER, 1)[0].lower()
+        if section not in known:
+            problems.append(
+                f"{name}: there is no settings section {section!r} "
+                f"(sections: {', '.join(known)}; the form is {ENV_PREFIX}SECTION__KEY)"
+            )
+    return sorted(problems)
+
+
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Settings from defaults, the TOML file, then `env` (os.environ if None); or ConfigError."""
     environ = os.environ if env is None else env
+    unknown = _unknown_env_sections(environ)
+    if unknown:
+        raise ConfigError(unknown)
     toml_path = find_config_file(path)
     inputs = _SourceInputs(toml_path=toml_path, environ=environ)
     token = _SOURCE_INPUTS.set(inputs)

@@ -154,3 +154,55 @@ def test_the_cli_does_not_import_textual(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+# ---- papercuts ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["inf", "nan", "abc", "0", "-1"])
+def test_a_speed_that_is_not_a_positive_finite_number_is_refused_in_words(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--speed", bad, "config"]) == 2
+    err = capsys.readouterr().err
+    assert f"argument --speed: must be a number > 0, got '{bad}'" in err
+    assert "_positive_float" not in err
+
+
+def test_the_global_speed_shows_in_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--speed", "10", "config"]) == 0
+    settings = tomllib.loads(capsys.readouterr().out)
+    assert settings["sim"]["speed"] == 10.0
+
+
+def test_status_reads_the_state_dir_given_before_the_command(tmp_path: Path) -> None:
+    from engine.journal import Journal
+
+    desk = tmp_path / "desk"
+    Journal(desk, venue="sim", symbol="BTC-PERP", started_ns=1).close("clean", 2)
+    done = run_cli(tmp_path, "--state-dir", str(desk), "status")
+    assert done.returncode == 0, done.stderr
+    assert f"journal          {desk}/journal.sqlite" in done.stdout
+    assert "position         +0.00000 BTC" in done.stdout and "+$0.00" in done.stdout
+    assert "$+" not in done.stdout
+
+
+def test_config_into_a_pipe_that_closes_early_is_no_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PERPDESK_")}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run(
+        f"{sys.executable} -m tui.cli config | head -1",
+        shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.startswith("# effective settings")
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_an_environment_variable_naming_no_section_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PERPDESK_STRATEGYY__BASE_SPREAD_BPS", "7")
+    assert main(["config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("perpdesk: PERPDESK_STRATEGYY__BASE_SPREAD_BPS: there is no settings")
+    assert err.count("\n") == 1

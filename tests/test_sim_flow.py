@@ -122,6 +122,14 @@ def check_book(book: BookUpdate, levels: int = 20) -> None:
         assert size > 0 and abs(size * 1e5 - round(size * 1e5)) < 1e-6, size
 
 
+def check_walked_book(book: BookUpdate) -> None:
+    """The book a taker's walk through our quote left: on the grid, never crossed."""
+    for price, size in book.bids + book.asks:
+        assert abs(price * 10 - round(price * 10)) < 1e-6 and size > 0, (price, size)
+    if book.bids and book.asks:
+        assert book.bids[0][0] < book.asks[0][0]
+
+
 def test_the_book_is_on_the_grid_never_crossed_and_deepens_away_from_the_touch() -> None:
     events: list[VenueEvent] = []
     market = SimMarket(SimParams(seed=4))
@@ -130,8 +138,7 @@ def test_the_book_is_on_the_grid_never_crossed_and_deepens_away_from_the_touch()
     walked = [b for b in every_book if b.ts_ns % (S // 10)]  # off the 100 ms redraws
     assert walked  # the quoter was filled by takers: the books their walks left went out first
     for book in walked:  # thinner (the walk emptied levels), still on the grid, never crossed
-        assert book.bids[0][0] < book.asks[0][0]
-        assert all(abs(p * 10 - round(p * 10)) < 1e-6 for p, _ in book.bids + book.asks)
+        check_walked_book(book)
     books = [b for b in every_book if not b.ts_ns % (S // 10)]
     assert len(books) == 1200
     spreads_ticks = []
@@ -285,11 +292,12 @@ def test_the_account_replays_from_the_fills_and_the_book_never_crosses(
         for _ in range(steps):
             for event in market.step():
                 if isinstance(event, BookUpdate):
-                    if event.ts_ns % (S // 10):  # a taker's walk left it: thinner, not crossed
-                        assert event.bids[0][0] < event.asks[0][0]
-                    else:
+                    if len(event.bids) == len(event.asks) == 20:
                         check_book(event)
-                    mid = (event.bids[0][0] + event.asks[0][0]) / 2
+                    else:  # what a taker's walk left: thinner (a side may be gone), not crossed
+                        check_walked_book(event)
+                    if event.bids and event.asks:
+                        mid = (event.bids[0][0] + event.asks[0][0]) / 2
                 elif isinstance(event, Fill):
                     cash -= event.side * event.size_base * event.price + event.fee_usd
                     position += event.side * event.size_base

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.config import ConfigError, find_config_file, load_settings, settings_as_toml
+from engine.config import ConfigError, Settings, find_config_file, load_settings, settings_as_toml
 
 # Textual is imported only by the handler that starts the console, so `perpdesk config` and
 # the other batch commands start fast and work on a box without a usable terminal.
@@ -17,12 +19,18 @@ PROG = "perpdesk"
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _run_console(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings with the global flags applied (--speed)."""
     settings = load_settings(args.config)
-    if args.speed is not None:
+    if getattr(args, "speed", None) is not None:
         settings = settings.model_copy(
             update={"sim": settings.sim.model_copy(update={"speed": args.speed})}
         )
+    return settings
+
+
+def _run_console(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     from engine.journal import JournalError, default_state_dir
     from engine.live import VenueUnavailable
 
@@ -46,7 +54,7 @@ def _run_console(args: argparse.Namespace) -> int:
 
 def _run_config(args: argparse.Namespace) -> int:
     path: Path | None = args.config
-    settings = load_settings(path)
+    settings = _settings(args)
     source = find_config_file(path)
     file_note = str(source) if source is not None else "no config file"
     print(f"# effective settings: defaults < {file_note} < {PROG.upper()}_* environment")
@@ -170,15 +178,16 @@ def _run_status(args: argparse.Namespace) -> int:
     state = f"KILLED: {report['kill_reason']}" if report["killed"] else "not killed"
     account = f" account {report['account']}" if report.get("account") else ""
     last = report.get("exit_note") or report["last_exit"]  # the note starts with the exit
+    base = str(report["symbol"]).split("-")[0]
     lines = [
         f"journal          {report['journal']} ({report['sessions']} sessions)",
         f"desk             {report['venue']} {report['symbol']}{account}",
         f"last session     {last}",
         f"state            {state}",
-        f"position         {report['position_base']:+.5f} "
-        f"(${report['inventory_usd']:+,.2f} at {'n/a' if mark is None else f'{mark:,.2f}'})",
-        f"day P&L          ${report['day_pnl_usd']:+,.2f}",
-        f"net P&L          ${report['net_pnl_usd']:+,.2f}",
+        f"position         {report['position_base']:+.5f} {base} "
+        f"({_usd(report['inventory_usd'])} at {'n/a' if mark is None else f'{mark:,.2f}'})",
+        f"day P&L          {_usd(report['day_pnl_usd'])}",
+        f"net P&L          {_usd(report['net_pnl_usd'])}",
         f"resting orders   {report['resting_orders']} (per the journal)",
     ]
     if report.get("recovery_files"):
@@ -189,6 +198,11 @@ def _run_status(args: argparse.Namespace) -> int:
         )
     print("\n".join(lines))
     return 0
+
+
+def _usd(value: float) -> str:
+    """Signed dollars as the console shows them: +$99.93, -$4.10."""
+    return f"{'-' if value < 0 else '+'}${abs(value):,.2f}"
 
 
 def _run_exchange(args: argparse.Namespace) -> int:
@@ -213,25 +227,27 @@ def _run_exchange(args: argparse.Namespace) -> int:
     return main_exchange(exchange)
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+def _number(text: str, rule: str, ok: Callable[[float], bool]) -> float:
+    """A finite number that `ok` accepts; argparse prints the rule and the text otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, "a number > 0", lambda v: v > 0)
 
 
 def _not_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+    return _number(text, "a number >= 0", lambda v: v >= 0)
 
 
 def _share(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
-    return value
+    return _number(text, "a number within 0..1", lambda v: 0.0 <= v <= 1.0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -404,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--state-dir",
         type=Path,
-        default=None,
+        default=argparse.SUPPRESS,  # given before the command, it counts too
         metavar="DIR",
         help="state directory (default: $XDG_STATE_HOME/perpdesk)",
     )
@@ -424,11 +440,17 @@ def main(argv: list[str] | None = None) -> int:
         args.config = None
     handler: Handler = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()
+        return code
     except ConfigError as err:
         for problem in err.problems:
             print(f"{PROG}: {problem}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `perpdesk config | head -1`: the reader left, nothing is wrong
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
