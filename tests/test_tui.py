@@ -395,3 +395,15 @@ def test_an_error_inside_the_console_is_journaled_as_a_crash_and_exits_non_zero(
     rec = recover(tmp_path / "state", time.time_ns())
     assert rec.last_exit == "crash"
     assert rec.open_orders == {}
+
+
+async def test_ctrl_c_quits_like_q_cancelling_every_order() -> None:
+    app, _ = frozen_console()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.engine.resting_at_venue() == 2
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert app.engine.closed
+    assert app.engine.resting_at_venue() == 0

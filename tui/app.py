@@ -90,7 +90,7 @@ KEYS: tuple[Key, ...] = (
     Key("help", "question_mark", "help", "Help", "help", 0, "all keys (this screen)",
         display="?"),
     Key("quit", "q", "quit", "Quit", "quit", 0,
-        "quit: cancel all resting orders, wait for the venue to confirm, exit"),
+        "quit (ctrl+c too): cancel all resting orders, wait for the venue to confirm, exit"),
 )  # fmt: skip
 
 
@@ -122,6 +122,10 @@ class PerpdeskApp(App[int]):
             key_display=k.display,
         )
         for k in KEYS
+    ] + [
+        # ctrl+c is what a terminal user presses to leave: it quits like q (cancel everything,
+        # wait for the venue, exit), never leaving orders behind
+        Binding("ctrl+c", "quit", "Quit", id="quit.ctrl_c", show=False, priority=True),
     ]
 
     def __init__(
