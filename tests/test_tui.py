@@ -257,12 +257,13 @@ async def test_question_mark_shows_every_key_and_escape_closes_it() -> None:
         assert not isinstance(app.screen, HelpScreen)
 
 
-async def test_q_cancels_every_order_then_exits() -> None:
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])  # ctrl+c quits like q, not with a toast
+async def test_q_cancels_every_order_then_exits(key: str) -> None:
     app, _ = frozen_console()
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         assert app.engine.resting_at_venue() == 2
-        await pilot.press("q")
+        await pilot.press(key)
         await pilot.pause()
     assert app.return_code == 0
     assert app.engine.closed
@@ -395,15 +396,3 @@ def test_an_error_inside_the_console_is_journaled_as_a_crash_and_exits_non_zero(
     rec = recover(tmp_path / "state", time.time_ns())
     assert rec.last_exit == "crash"
     assert rec.open_orders == {}
-
-
-async def test_ctrl_c_quits_like_q_cancelling_every_order() -> None:
-    app, _ = frozen_console()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        assert app.engine.resting_at_venue() == 2
-        await pilot.press("ctrl+c")
-        await pilot.pause()
-    assert app.return_code == 0
-    assert app.engine.closed
-    assert app.engine.resting_at_venue() == 0
