@@ -1267,20 +1267,18 @@ class Quoter:
     def _loss_while_killed(self, now_ns: int) -> list[Action]:
         """Killed for another reason (the operator's `k`, an error) with a position left: the
         loss limit still holds. Crossing it flattens, once, as the loss kill would have."""
-        if (
-            self._flattening
-            or not self.risk.loss_kill_flatten
-            or not self.ledger.position_base
-            or self.day_pnl_usd() > -self.daily_loss_limit_usd
-        ):
+        if self._flattening or not self.risk.loss_kill_flatten or not self.ledger.position_base:
+            return []
+        day_pnl = self.day_pnl_usd()
+        if day_pnl > -self.daily_loss_limit_usd:
             return []
         self._alert(
             now_ns,
             Severity.CRITICAL,
             "kill switch",
             f"daily loss limit crossed while killed ({self.kill_reason}): flattening the "
-            f"position, day P&L ${self.day_pnl_usd():,.2f}",
-            value=self.day_pnl_usd(),
+            f"position, day P&L ${day_pnl:,.2f}",
+            value=day_pnl,
             threshold=-self.daily_loss_limit_usd,
         )
         self._flattening = True

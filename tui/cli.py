@@ -201,8 +201,10 @@ def _run_status(args: argparse.Namespace) -> int:
 
 
 def _usd(value: float) -> str:
-    """Signed dollars as the console shows them: +$99.93, -$4.10."""
-    return f"{'-' if value < 0 else '+'}${abs(value):,.2f}"
+    """Signed dollars as the console shows them (tui.widgets.fmt.signed_usd, which this batch
+    command does not import: the widgets package loads Textual): +$99.93, -$4.10."""
+    text = f"{abs(value):,.2f}"
+    return f"-${text}" if value < 0 and text.strip("0.,") else f"+${text}"
 
 
 def _run_exchange(args: argparse.Namespace) -> int:

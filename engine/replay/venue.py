@@ -53,7 +53,6 @@ from engine.events import (
     OrderRejected,
     PlaceHedge,
     PlaceQuote,
-    ReplaceQuote,
     Side,
     Trade,
     VenueEvent,
@@ -269,9 +268,6 @@ class ReplayVenue:
         elif isinstance(action, PlaceHedge):
             for event in self._take(action, now_ns):
                 self._deliver(event)
-        elif isinstance(action, ReplaceQuote):  # the core sends none here; answered as two
-            self._cancel(action.old_order_id, now_ns)
-            self._deliver(self._place(action.quote, now_ns))
 
     def _cancel(self, order_id: str, now_ns: int) -> None:
         at = self._back(now_ns)

@@ -368,11 +368,15 @@ class HyperliquidVenue:
         taken = {fill.trade_id for fill in out}
         # The feed's copy, if it came first (as a fill of an order this session does not know,
         # which the gate would refuse): booked here instead, with its order.
+        self._drop_queued(lambda e: isinstance(e, Fill) and e.trade_id in taken)
+        return out
+
+    def _drop_queued(self, drop: Callable[[VenueEvent], bool]) -> None:
+        """Take out of the queue, not yet handed to the core, the events `drop` names."""
         for index, (ts, events) in enumerate(self._inbox):
-            kept = [e for e in events if not (isinstance(e, Fill) and e.trade_id in taken)]
+            kept = [event for event in events if not drop(event)]
             if len(kept) != len(events):
                 self._inbox[index] = (ts, kept)
-        return out
 
     async def missed_funding(
         self, since_ms: int, known_hours: set[int]
@@ -398,11 +402,9 @@ class HyperliquidVenue:
                 )
         hours = {ms // _MS_PER_HOUR for ms in found}
         self._paid_hours |= hours
-        for index, (ts, events) in enumerate(self._inbox):
-            kept = [e for e in events if not (isinstance(e, FundingPayment)
-                                              and e.ts_ns // _NS_PER_HOUR in hours)]  # fmt: skip
-            if len(kept) != len(events):
-                self._inbox[index] = (ts, kept)
+        self._drop_queued(
+            lambda e: isinstance(e, FundingPayment) and e.ts_ns // _NS_PER_HOUR in hours
+        )
         return [found[ms] for ms in sorted(found)]
 
     async def _since(
