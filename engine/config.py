@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -912,8 +913,9 @@ def _toml_value(value: object) -> str:
     return json.dumps(str(value))
 
 
-def settings_as_toml(settings: Settings) -> str:
-    """The effective settings as TOML, one commented line per key; secrets never shown."""
+def settings_as_toml(settings: Settings, *, defaults: bool = False) -> str:
+    """The effective settings as TOML, one commented line per key; secrets never shown. With
+    `defaults`, a value that differs from its default has the default in its comment."""
     blocks: list[str] = []
     for section, model in _section_models():
         values: BaseModel = getattr(settings, section)
@@ -927,7 +929,12 @@ def settings_as_toml(settings: Settings) -> str:
                 assignment = f'# {name} = "{SECRET_MASK}" (set)'
             else:
                 assignment = f"{name} = {_toml_value(value)}"
-            rows.append((assignment, field.description or ""))
+            description = field.description or ""
+            default = field.get_default(call_default_factory=True)
+            if defaults and value != default and not isinstance(value, SecretStr):
+                shown = "not set" if default is None else _toml_value(default)
+                description = f"default {shown}; {description}".removesuffix("; ")
+            rows.append((assignment, description))
         width = max(len(assignment) for assignment, _ in rows)
         header = f"[{section}]"
         section_doc = Settings.model_fields[section].description
@@ -935,3 +942,208 @@ def settings_as_toml(settings: Settings) -> str:
         lines += [f"{a.ljust(width)}  # {d}" if d else a for a, d in rows]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+# --- settings changed while the desk runs --------------------------------------------------
+
+# What an operator tunes during a shift: the core reads each of these afresh for the next
+# quote, hedge or check. Left out: what the core builds its machinery from at start (the vol
+# estimator and its window, the fill-rate window, the rate budget, which the live shell also
+# sizes from the venue's own limit), the symbol and capital the session is journaled under,
+# auto_hedge (the `a` key turns it on and off), and every other section.
+RUNTIME_SETTINGS: tuple[str, ...] = (
+    "strategy.base_spread_bps",
+    "strategy.quote_size_usd",
+    "strategy.max_inventory_usd",
+    "strategy.inventory_premium_bps",
+    "strategy.vol_premium_coeff",
+    "strategy.max_spread_bps",
+    "strategy.lean_factor",
+    "strategy.refresh_interval_s",
+    "strategy.manual_widen_step_bps",
+    "strategy.hedge_threshold_pct",
+    "strategy.hedge_fraction",
+    "risk.position_cap_pct",
+    "risk.daily_loss_limit_pct",
+    "risk.loss_kill_flatten",
+    "risk.vol_breaker_pct_per_hour",
+    "risk.vol_breaker_action",
+    "risk.rate_limit_warn_pct",
+    "risk.adverse_fill_rate_pct",
+    "risk.adverse_widen_bps",
+    "risk.adverse_jitter_s",
+    "risk.fill_rate_min_quotes",
+    "risk.stale_feed_s",
+    "risk.reject_backoff_max_s",
+    "risk.reject_streak_s",
+)
+
+_KINDS: dict[Any, str] = {float: "number", int: "whole number", bool: "true/false"}
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class TunableSetting:
+    """A setting the operator may change while the desk runs (`set NAME VALUE`)."""
+
+    name: str
+    """Dotted: `strategy.base_spread_bps`."""
+    kind: str
+    """What a value must be: number, whole number, true/false, or the choices (widen | stop)."""
+    description: str
+    default: object
+
+    @property
+    def field(self) -> str:
+        return self.name.partition(".")[2]
+
+
+def tunable_settings() -> tuple[TunableSetting, ...]:
+    """Every setting `set` may change, in RUNTIME_SETTINGS order."""
+    models = dict(_section_models())
+    tunables = []
+    for dotted in RUNTIME_SETTINGS:
+        section, _, name = dotted.partition(".")
+        field = models[section].model_fields[name]
+        args = getattr(field.annotation, "__args__", ())
+        kind = _KINDS.get(field.annotation) or " | ".join(str(arg) for arg in args)
+        tunables.append(TunableSetting(dotted, kind, field.description or "", field.get_default()))
+    return tuple(tunables)
+
+
+def resolve_setting(name: str) -> tuple[str, str]:
+    """(section, setting) for a name an operator typed: dotted (`strategy.base_spread_bps`) or
+    bare (`base_spread_bps`). ConfigError, one line, for an unknown name or one that cannot be
+    changed while the desk runs."""
+    text = name.strip()
+    models = dict(_section_models())
+    if "." in text:
+        section, _, field = text.partition(".")
+        if section not in models:
+            raise ConfigError([f"{text}: {_unknown_key([section])}"])
+        if field not in models[section].model_fields:
+            raise ConfigError([f"{text}: {_unknown_key([section, field])}"])
+    else:
+        tunable = [dotted for dotted in RUNTIME_SETTINGS if dotted.partition(".")[2] == text]
+        anywhere = [f"{s}.{text}" for s, model in models.items() if text in model.model_fields]
+        found = tunable or anywhere
+        if not found:
+            bare = [dotted.partition(".")[2] for dotted in RUNTIME_SETTINGS]
+            close = difflib.get_close_matches(text, bare, n=1)
+            hint = f"did you mean {close[0]}?" if close else "type `set` to list them"
+            raise ConfigError([f"{text or '(no name)'}: unknown setting; {hint}"])
+        section, _, field = found[0].partition(".")
+    dotted = f"{section}.{field}"
+    if dotted not in RUNTIME_SETTINGS:
+        raise ConfigError(
+            [
+                f"{dotted}: cannot be changed while perpdesk runs; set it in the config file"
+                " and restart"
+            ]
+        )
+    return section, field
+
+
+def parse_setting_value(text: str) -> object:
+    """A typed value as TOML reads it (7 -> 7, 7.5, true, "stop"); text that is not one TOML
+    value is taken as a string (stop), so `widen` needs no quotes and `abc` for a number is
+    refused the way the config file refuses `"abc"`."""
+    text = text.strip()
+    if "\n" not in text and "\r" not in text:
+        try:
+            parsed = tomllib.loads(f"value = {text}")
+        except tomllib.TOMLDecodeError:
+            pass
+        else:
+            if list(parsed) == ["value"]:
+                return parsed["value"]
+    return text
+
+
+def with_setting(values: _Model, section: str, name: str, value: object) -> _Model:
+    """`values` (one section's model) with one setting changed, validated by the same model
+    and cross-field checks as the config file; ConfigError with the file's message if not."""
+    data = values.model_dump()
+    data[name] = value
+    try:
+        return type(values).model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            error["loc"] = (section, *error["loc"])
+            problems.append(_describe(error, {}))
+        raise ConfigError(problems) from None
+
+
+def apply_setting(settings: Settings, name: str, value: str) -> Settings:
+    """`settings` with the setting `name` (dotted or bare) set to `value` as typed (TOML:
+    7, 7.5, true, stop); ConfigError, one line, with the config file's message for the same
+    bad value, or for a name `set` cannot change."""
+    section, field = resolve_setting(name)
+    updated = with_setting(getattr(settings, section), section, field, parse_setting_value(value))
+    return settings.model_copy(update={section: updated})
+
+
+def setting_text(value: object) -> str:
+    """A setting's value as an operator reads it: 5.0 -> 5, true, "stop"."""
+    return _toml_value(_plain_number(value))
+
+
+def changed_settings(before: Settings, after: Settings) -> dict[str, object]:
+    """The runtime settings whose value differs, dotted name -> the value in `after`."""
+    changed: dict[str, object] = {}
+    for dotted in RUNTIME_SETTINGS:
+        section, _, name = dotted.partition(".")
+        value = getattr(getattr(after, section), name)
+        if value != getattr(getattr(before, section), name):
+            changed[dotted] = value
+    return changed
+
+
+def env_override(dotted: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The PERPDESK_* variable that sets `dotted`, which wins over the config file, if any."""
+    return _env_var_for(dotted.split("."), os.environ if env is None else env)
+
+
+def save_settings(changes: Mapping[str, object], path: Path | None = None) -> Path:
+    """Write `changes` (dotted name -> value) into the config file, keeping its comments and
+    layout; every other line stays as it was. `path` is the file in use; None writes the one
+    the next start reads (./perpdesk.toml), created if needed. Returns the file written;
+    ConfigError, one line, if it cannot be read or written."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    target = DEFAULT_CONFIG_PATH if path is None else path
+    real = target.resolve()  # a symlinked config file is updated, not replaced by a copy
+    try:
+        text = real.read_text(encoding="utf-8") if real.exists() else ""
+        document = tomlkit.parse(text)
+        for dotted, value in changes.items():
+            section, _, name = dotted.partition(".")
+            if section not in document:
+                document[section] = tomlkit.table()
+            table = document[section]
+            if not isinstance(table, MutableMapping):
+                raise ConfigError([f"config file {target}: {section} is not a [{section}] table"])
+            table[name] = value
+        output = tomlkit.dumps(document)
+    except (TOMLKitError, ValueError) as err:
+        raise ConfigError([f"config file {target}: invalid TOML: {err}"]) from None
+    except OSError as err:
+        raise ConfigError([f"config file {target}: cannot read: {err.strerror}"]) from None
+    # Written beside it and renamed over it: a crash mid-write never leaves half a file.
+    temporary = real.with_name(f".{real.name}.{os.getpid()}.tmp")
+    try:
+        mode = real.stat().st_mode & 0o777 if real.exists() else None
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(output)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, real)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise ConfigError([f"config file {target}: cannot write: {err.strerror}"]) from None
+    return target

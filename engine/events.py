@@ -223,4 +223,19 @@ class SetAutoHedge:
     enabled: bool | None = None
 
 
-Command = Kill | Resume | SetPaused | Widen | Narrow | HedgeNow | Flatten | SetAutoHedge
+@dataclass(frozen=True, slots=True)
+class SetSetting:
+    """Change a strategy or risk setting while the desk runs (`set NAME VALUE` in the palette).
+
+    `value` is already typed and validated by the console (engine.config.apply_setting); the
+    core validates it again with the same model, refuses a setting it cannot change while
+    running, and uses the new value from the next quote on. Not saved to the config file."""
+
+    section: str
+    name: str
+    value: float | int | bool | str
+
+
+Command = (
+    Kill | Resume | SetPaused | Widen | Narrow | HedgeNow | Flatten | SetAutoHedge | SetSetting
+)

@@ -57,7 +57,14 @@ from dataclasses import dataclass
 from engine.adverse import FillRateMonitor, Markouts
 from engine.alerts import Alert, Severity
 from engine.book import Book, BookError
-from engine.config import RiskSettings, StrategySettings
+from engine.config import (
+    ConfigError,
+    RiskSettings,
+    StrategySettings,
+    resolve_setting,
+    setting_text,
+    with_setting,
+)
 from engine.events import (
     Action,
     BookUpdate,
@@ -81,6 +88,7 @@ from engine.events import (
     Resume,
     SetAutoHedge,
     SetPaused,
+    SetSetting,
     Side,
     Trade,
     VenueEvent,
@@ -93,6 +101,7 @@ from engine.snapshot import (
     EngineSnapshot,
     EngineState,
     InventoryView,
+    Phase,
     PnlView,
     QuoteView,
 )
@@ -610,6 +619,13 @@ class Quoter:
 
     def _streak_text(self, sides: tuple[Side, ...], now_ns: int) -> tuple[str, float]:
         """The status line for reject streaks on `sides`, and how long (s) they have lasted."""
+        detail, lasted_s = self._streak_detail(sides, now_ns)
+        phase = Phase.NOT_QUOTING if len(sides) == 2 else Phase.ONE_SIDED
+        return f"{phase}: {detail}", lasted_s
+
+    def _streak_detail(self, sides: tuple[Side, ...], now_ns: int) -> tuple[str, float]:
+        """Which sides are rejected, for how long, why and when we try again (the status line
+        without its ONE-SIDED / NOT QUOTING word), and how long (s) the streaks have lasted."""
         lasted_s = min((now_ns - (self._reject_since_ns[s] or now_ns)) / _NS_PER_S for s in sides)
         next_s = max(0.0, min(self._reject_until_ns[s] - now_ns for s in sides) / _NS_PER_S)
         tail = f"for {int(lasted_s)} s"
@@ -621,12 +637,9 @@ class Quoter:
                 if len(reasons) == 1
                 else "; ".join(f"{_SIDE_NAMES[s]}: {self._reject_reason[s]}" for s in sides)
             )
-            return f"NOT QUOTING: both sides rejected {tail} ({reason}); {nxt}", lasted_s
+            return f"both sides rejected {tail} ({reason}); {nxt}", lasted_s
         side = sides[0]
-        text = (
-            f"ONE-SIDED: {_SIDE_NAMES[side]} rejected {tail} ({self._reject_reason[side]}); {nxt}"
-        )
-        return text, lasted_s
+        return f"{_SIDE_NAMES[side]} rejected {tail} ({self._reject_reason[side]}); {nxt}", lasted_s
 
     def _check_reject_streaks(self, now_ns: int) -> None:
         """One alert each time the set of sides in a long reject streak changes."""
@@ -794,7 +807,42 @@ class Quoter:
             if fraction is None and command.usd is None:
                 fraction = self.strategy.hedge_fraction
             return self._hedge(now_ns, fraction=fraction, usd=command.usd, reason="operator hedge")
+        if isinstance(command, SetSetting):
+            return self._set_setting(command, now_ns)
         raise TypeError(f"unknown command {command!r}")
+
+    def _set_setting(self, command: SetSetting, now_ns: int) -> list[Action]:
+        """A strategy or risk setting changed while running: checked by the config file's own
+        model, then in force from the next quote, hedge and check on."""
+        dotted = f"{command.section}.{command.name}"
+        try:
+            section, name = resolve_setting(dotted)
+            before = getattr(self.strategy if section == "strategy" else self.risk, name)
+            if section == "strategy":
+                self.strategy = with_setting(self.strategy, section, name, command.value)
+            else:
+                self.risk = with_setting(self.risk, section, name, command.value)
+        except ConfigError as err:
+            self._alert(
+                now_ns, Severity.WARNING, "operator", f"set refused: {'; '.join(err.problems)}"
+            )
+            return []
+        after = getattr(self.strategy if section == "strategy" else self.risk, name)
+        # Derived numbers (hedge threshold, position cap, loss limit) are properties of the
+        # settings; these two live in objects the core built from them at start.
+        self.budget.warn_pct = self.risk.rate_limit_warn_pct
+        self.fill_rate.min_quotes = self.risk.fill_rate_min_quotes
+        self._alert(
+            now_ns,
+            Severity.INFO,
+            "operator",
+            f"set {dotted} {setting_text(before)} -> {setting_text(after)} (not saved)",
+        )
+        actions = self._check_daily_loss(now_ns)  # a lower loss limit may be crossed already
+        if self.state is EngineState.KILLED:
+            return actions
+        self._next_refresh_ns = now_ns  # requote with the new value now, not at the next refresh
+        return actions + self._auto_hedge(now_ns) + self._maintain_quotes(now_ns)
 
     # ---- state changes ------------------------------------------------------------------------
 
@@ -859,21 +907,32 @@ class Quoter:
 
     def _block_reason(self, now_ns: int) -> str | None:
         """Why we must not quote right now, or None."""
+        block = self._block(now_ns)
+        return None if block is None else block[1]
+
+    def _block(self, now_ns: int) -> tuple[Phase, str, str] | None:
+        """Why we must not quote right now, or None: the header's phase, the status line, and
+        the phase's detail (the status line without what the badge already says)."""
         if self.state is EngineState.KILLED:
-            return f"killed: {self.kill_reason}"
+            return Phase.KILLED, f"killed: {self.kill_reason}", self.kill_reason
         if self.state is EngineState.PAUSED:
-            return "paused by operator"
+            return Phase.PAUSED, "paused by operator", "by operator: quotes pulled"
         if self.book.mid is None:
-            return "waiting for a two-sided book"
+            return Phase.WAITING, "waiting for a two-sided book", "for a two-sided book"
         if self._stale:
-            return "feed stale: quotes pulled"
+            return Phase.STALE_FEED, "feed stale: quotes pulled", "no book update: quotes pulled"
         if self.vol.vol_1h is None:
-            return (
-                f"warming up volatility ({self.vol.samples}/"
-                f"{self.strategy.vol_min_samples} samples)"
-            )
+            count = f"{self.vol.samples}/{self.strategy.vol_min_samples}"
+            status = f"warming up volatility ({count} samples)"
+            return Phase.WARMING_UP, status, f"vol samples {count}"
         if self._breaker_on and self.risk.vol_breaker_action == "stop":
-            return "volatility breaker: quoting stopped"
+            vol = self.vol.vol_1h
+            return (
+                Phase.BREAKER,
+                "volatility breaker: quoting stopped",
+                f"volatility {vol * 100:.2f}%/h > {self.risk.vol_breaker_pct_per_hour:g}%/h: "
+                "quoting stopped",
+            )
         return None
 
     def _maintain_quotes(self, now_ns: int) -> list[Action]:
@@ -1415,13 +1474,20 @@ class Quoter:
     def status(self, now_ns: int) -> str:
         """The header's line: why we are not quoting, a side rejected for reject_streak_s or
         more (ONE-SIDED / NOT QUOTING), or 'quoting'."""
-        block = self._block_reason(now_ns)
+        return self.phase(now_ns)[1]
+
+    def phase(self, now_ns: int) -> tuple[Phase, str, str, tuple[Side, ...]]:
+        """The header's state badge: (phase, status line, the phase's detail, the sides the
+        venue keeps rejecting). From the same checks that decide whether to quote."""
+        block = self._block(now_ns)
         if block is not None:
-            return block
+            return (*block, ())
         sides = self._long_streaks(now_ns)
         if sides:
-            return self._streak_text(sides, now_ns)[0]
-        return "quoting"
+            detail, _ = self._streak_detail(sides, now_ns)
+            phase = Phase.NOT_QUOTING if len(sides) == 2 else Phase.ONE_SIDED
+            return phase, f"{phase}: {detail}", detail, sides
+        return Phase.QUOTING, "quoting", "", ()
 
     def working_order(self, order_id: str) -> WorkingOrder | None:
         """An order the core still tracks (sent, not yet confirmed gone), or None."""
@@ -1443,11 +1509,12 @@ class Quoter:
             self.ledger.mark(mid)
         bids, asks = book.top(self.ladder_levels)
         terms = self.ledger.terms()
+        phase, status, phase_detail, missing_sides = self.phase(now_ns)
         return EngineSnapshot(
             ts_ns=now_ns,
             symbol=self.instrument.symbol,
             state=self.state,
-            status=self.status(now_ns),
+            status=status,
             mid=mid,
             market_spread_bps=book.spread_bps,
             bids=bids,
@@ -1482,6 +1549,9 @@ class Quoter:
             if self._last_book_ns is None
             else (now_ns - self._last_book_ns) / _NS_PER_S,
             manual_widen_bps=self.manual_widen_bps,
+            phase=phase,
+            phase_detail=phase_detail,
+            missing_sides=missing_sides,
         )
 
     def _quote_view(self, side: Side, mid: float | None, now_ns: int) -> QuoteView | None:

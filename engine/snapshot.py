@@ -17,6 +17,33 @@ class EngineState(StrEnum):
     KILLED = "KILLED"
 
 
+class Phase(StrEnum):
+    """What the quoter is doing right now, as the header's state badge says it.
+
+    `EngineState` is what the operator set (quoting, paused, killed); the phase is what is
+    actually happening under it: a QUOTING engine may still be waiting for a book, warming up
+    its volatility, holding quotes off a stale feed or a breaker, or have a side rejected.
+    The core computes it with the same checks that decide whether to quote, so the badge can
+    never say QUOTING while the engine holds its quotes back.
+    """
+
+    WAITING = "WAITING"
+    """No two-sided book yet."""
+    WARMING_UP = "WARMING UP"
+    """Too few volatility samples to price a spread."""
+    QUOTING = "QUOTING"
+    ONE_SIDED = "ONE-SIDED"
+    """One side's quotes rejected for `risk.reject_streak_s` or more; `missing_sides` says which."""
+    NOT_QUOTING = "NOT QUOTING"
+    """Both sides' quotes rejected for `risk.reject_streak_s` or more."""
+    PAUSED = "PAUSED"
+    STALE_FEED = "STALE FEED"
+    """No book update for `risk.stale_feed_s`: quotes pulled until the feed is back."""
+    BREAKER = "BREAKER"
+    """The volatility breaker stopped quoting (`risk.vol_breaker_action = "stop"`)."""
+    KILLED = "KILLED"
+
+
 @dataclass(frozen=True, slots=True)
 class QuoteView:
     side: Side
@@ -77,3 +104,12 @@ class EngineSnapshot:
     api_calls_limit: int
     feed_age_s: float | None
     manual_widen_bps: float
+    phase: Phase = Phase.QUOTING
+    """The state badge: what is happening now (see `Phase`); `state` is what the operator set."""
+    phase_detail: str = ""
+    """The phase in the operator's words, without the badge's own word: for ONE-SIDED
+    "bids rejected for 12 s (post-only would cross); next try in 4 s", for KILLED the reason,
+    "" while quoting normally."""
+    missing_sides: tuple[Side, ...] = ()
+    """The sides not quoted because the venue keeps rejecting them (ONE-SIDED: one side,
+    NOT QUOTING: both), else ()."""

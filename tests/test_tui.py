@@ -277,7 +277,8 @@ async def test_every_binding_has_an_id_and_a_description_and_shows_in_the_key_li
         keys_row = rows_of(app, "#keys")[0]
         for key in KEYS:
             assert key.id and key.description and key.help
-            assert f" {key.display or key.key} {key.description} " in keys_row
+            if key.bar:
+                assert f" {key.display or key.key} {key.description} " in keys_row
 
 
 # ---- the screen ---------------------------------------------------------------------------
@@ -302,15 +303,16 @@ async def test_80x24_is_compact_ladder_quotes_inventory_and_state() -> None:
         for pane in ("#status", "#ladder", "#quotes", "#inventory", "#keys"):
             widget = app.query_one(pane)
             assert widget.display and widget.size.width > 0, pane
-        assert not app.query_one("#pnl").display
+        assert not app.query_one("#right").display  # P&L: one key away (2), net in the header
         assert not app.query_one("#alerts").display
+        assert app.query_one("#alert-line").display
         ladder = rows_of(app, "#ladder")
         assert any("mid" in row for row in ladder)
         assert any("OUR BID" in row for row in ladder) and any("OUR ASK" in row for row in ladder)
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
         assert not app.has_class("-compact")
-        assert app.query_one("#pnl").display
+        assert app.query_one("#right").display and app.query_one("#pnl").display
 
 
 async def test_all_six_panes_show_numbers_at_120x40() -> None:

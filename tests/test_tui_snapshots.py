@@ -1,4 +1,5 @@
-"""SVG snapshots of the console on a seeded session and a frozen clock: 80x24, 120x40, KILLED,
+"""SVG snapshots of the console on a seeded session and a frozen clock: the desk at the five
+sizes (80x24, 100x30, 120x40, 160x30, 200x60), the P&L view with the session's charts, KILLED,
 and each theme at 120x40. Update the baselines with `pytest --snapshot-update`."""
 
 from __future__ import annotations
@@ -24,14 +25,21 @@ async def _killed(pilot: Pilot[int]) -> None:
     await settle(pilot.app, pilot)  # type: ignore[arg-type]
 
 
-def test_console_120x40(snap_compare: SnapCompare) -> None:
-    app, _ = frozen_console(warm_s=120, fills=True)
-    assert snap_compare(app, terminal_size=(120, 40), run_before=_drawn)
+async def _pnl_view(pilot: Pilot[int]) -> None:
+    await pilot.press("2")
+    await settle(pilot.app, pilot)  # type: ignore[arg-type]
 
 
-def test_console_80x24_compact(snap_compare: SnapCompare) -> None:
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40), (160, 30), (200, 60)])
+def test_console_at_size(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     app, _ = frozen_console(warm_s=120, fills=True)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_drawn)
+    assert snap_compare(app, terminal_size=size, run_before=_drawn)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_pnl_view_with_the_session_charts(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    app, _ = frozen_console(warm_s=120, fills=True)
+    assert snap_compare(app, terminal_size=size, run_before=_pnl_view)
 
 
 def test_console_killed_120x40(snap_compare: SnapCompare) -> None:

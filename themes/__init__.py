@@ -3,7 +3,9 @@
 Each theme sets Textual's base colours plus the console's own variables (`$bid`, `$ask`,
 `$pnl-up`, `$pnl-down`, `$alert-*`, ...). `VARIABLE_DEFAULTS` gives every variable a value so
 that any theme (a built-in Textual one too) can render the console. Colour never carries a
-state alone: every pane also writes the word or marker (BID/ASK, ▲/▼, KILLED).
+state alone: every pane also writes the word or marker (BID/ASK, ▲/▼, KILLED). The header's
+state badge has one colour per phase (`$state-quoting`, `$state-warming`, `$state-onesided`,
+`$state-stale`, ...), each with its own glyph and word.
 
 `perpdesk-contrast` uses only colours of the xterm 256-colour cube (#00/#5f/#87/#af/#d7/#ff
 components and the grey ramp), so it looks the same over an SSH session that has 256 colours
@@ -26,6 +28,13 @@ VARIABLE_DEFAULTS: dict[str, str] = {
     "state-quoting": "#26a69a",
     "state-paused": "#ffb300",
     "state-killed": "#ff4d4f",
+    "state-waiting": "#7d8590",
+    "state-warming": "#4c9be8",
+    "state-onesided": "#f0883e",
+    "state-notquoting": "#db61a2",
+    "state-stale": "#a371f7",
+    "state-breaker": "#39c5cf",
+    "state-stopping": "#c9d1d9",
     "killed-foreground": "#ffffff",
     "gauge-track": "#3a4452",
     "gauge-mark": "#ffb300",
@@ -59,6 +68,13 @@ PERPDESK_DARK = Theme(
         "state-quoting": "#2ebd85",
         "state-paused": "#ffb300",
         "state-killed": "#d32f2f",
+        "state-waiting": "#7d8590",
+        "state-warming": "#4c9be8",
+        "state-onesided": "#f0883e",
+        "state-notquoting": "#db61a2",
+        "state-stale": "#a371f7",
+        "state-breaker": "#39c5cf",
+        "state-stopping": "#c9d1d9",
         "killed-foreground": "#ffffff",
         "gauge-track": "#3d4754",
         "gauge-mark": "#ffb300",
@@ -93,6 +109,13 @@ PERPDESK_LIGHT = Theme(
         "state-quoting": "#0f7b4f",
         "state-paused": "#9a6700",
         "state-killed": "#c62828",
+        "state-waiting": "#5b6672",
+        "state-warming": "#0a5cad",
+        "state-onesided": "#bc4c00",
+        "state-notquoting": "#a3125f",
+        "state-stale": "#6f42c1",
+        "state-breaker": "#0e6f7a",
+        "state-stopping": "#32383f",
         "killed-foreground": "#ffffff",
         "gauge-track": "#d5dbe2",
         "gauge-mark": "#9a4d00",
@@ -130,6 +153,13 @@ PERPDESK_CONTRAST = Theme(
         "state-quoting": "#00ff5f",
         "state-paused": "#ffff00",
         "state-killed": "#d70000",
+        "state-waiting": "#8a8a8a",
+        "state-warming": "#00afff",
+        "state-onesided": "#ff8700",
+        "state-notquoting": "#ff5fd7",
+        "state-stale": "#af87ff",
+        "state-breaker": "#00ffff",
+        "state-stopping": "#d0d0d0",
         "killed-foreground": "#ffffff",
         "gauge-track": "#444444",
         "gauge-mark": "#ffff00",

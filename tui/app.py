@@ -21,19 +21,43 @@ from typing import ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.command import CommandInput, CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.theme import Theme
+from textual.widgets import ContentSwitcher
 
-from engine.config import Settings
-from engine.events import Flatten, HedgeNow, Kill, Narrow, Resume, SetAutoHedge, SetPaused, Widen
+from engine.config import (
+    ConfigError,
+    Settings,
+    apply_setting,
+    changed_settings,
+    env_override,
+    resolve_setting,
+    save_settings,
+)
+from engine.events import (
+    Flatten,
+    HedgeNow,
+    Kill,
+    Narrow,
+    Resume,
+    SetAutoHedge,
+    SetPaused,
+    SetSetting,
+    Widen,
+)
 from engine.grid import decimals_of
 from engine.live import LiveEngine, VenueUnavailable, signals_absorbed
 from engine.snapshot import EngineSnapshot, EngineState
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS, next_theme
+from tui.commands import DeskCommands
 from tui.screens import ConfirmScreen, HelpScreen
 from tui.widgets import (
+    AlertLine,
+    AlertsLog,
     AlertsPane,
+    BlotterView,
     Frame,
     InventoryGauge,
     KeyBar,
@@ -44,13 +68,34 @@ from tui.widgets import (
     Palette,
     PnlPane,
     QuotesPane,
+    SessionCharts,
     SpreadPane,
     StatusBar,
 )
 
-# Below this the console drops to the compact layout: ladder, quotes, inventory, spread, state.
-COMPACT_WIDTH = 116
-COMPACT_HEIGHT = 32
+# The desk's layouts, chosen by the terminal's size alone (see `layout_for`):
+#   wide    (>= 116 x 32): every pane at once; the alerts under the panes, full width.
+#   short   (>= 150 x 24, under 32 rows): the same four columns, the alerts under the P&L.
+#   compact (anything smaller): ladder, quotes, inventory and spread, the newest alert on one
+#           line; P&L and charts, the blotter and the alerts are one key away (1-4, v).
+WIDE_WIDTH = 116
+WIDE_HEIGHT = 32
+SHORT_WIDTH = 150
+SHORT_HEIGHT = 24
+LAYOUTS = ("wide", "short", "compact")
+VIEWS = ("desk", "pnl", "blotter", "alerts")
+"""The screen's views, keys 1-4 in this order; v moves to the next."""
+VIEW_TITLES = {"desk": "desk", "pnl": "P&L", "blotter": "blotter", "alerts": "alerts"}
+_VIEW_IDS = {"desk": "desk", "pnl": "pnl-view", "blotter": "blotter", "alerts": "alerts-log"}
+
+
+def layout_for(width: int, height: int) -> str:
+    """The desk's layout at a terminal size."""
+    if width >= WIDE_WIDTH and height >= WIDE_HEIGHT:
+        return "wide"
+    if width >= SHORT_WIDTH and height >= SHORT_HEIGHT:
+        return "short"
+    return "compact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +112,8 @@ class Key:
     help: str
     priority: bool = False
     display: str | None = None
+    bar: bool = True
+    """Shown in the key line (ctrl+p is in the help only: the line has no room for it)."""
 
 
 KEYS: tuple[Key, ...] = (
@@ -87,6 +134,11 @@ KEYS: tuple[Key, ...] = (
         "automatic hedging at the threshold on / off"),
     Key("theme", "t", "next_theme", "Theme", "theme", 5,
         "next colour theme (dark, light, high contrast)"),
+    Key("view", "v", "next_view", "Views", "view", 1,
+        "next view: 1 desk, 2 P&L and charts, 3 blotter (fills, orders), 4 alerts"),
+    Key("commands", "ctrl+p", "command_palette", "Commands", "cmds", 4,
+        "command palette: every key by name, set <setting> <value>, save settings",
+        display="^p", bar=False),
     Key("help", "question_mark", "help", "Help", "help", 0, "all keys (this screen)",
         display="?"),
     Key("quit", "q", "quit", "Quit", "quit", 0,
@@ -109,24 +161,34 @@ class PerpdeskApp(App[int]):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere find it
     TITLE = "perpdesk"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True
+    COMMANDS = {DeskCommands}  # noqa: RUF012 (Textual's own declaration is a set)
     AUTO_FOCUS = None
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            k.key,
-            k.action,
-            k.description,
-            id=k.id,
-            priority=k.priority,
-            tooltip=k.help,
-            key_display=k.display,
-        )
-        for k in KEYS
-    ] + [
-        # ctrl+c is what a terminal user presses to leave: it quits like q (cancel everything,
-        # wait for the venue, exit), never leaving orders behind
-        Binding("ctrl+c", "quit", "Quit", id="quit.ctrl_c", show=False, priority=True),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = (
+        [
+            Binding(
+                k.key,
+                k.action,
+                k.description,
+                id=k.id,
+                priority=k.priority,
+                tooltip=k.help,
+                key_display=k.display,
+            )
+            for k in KEYS
+        ]
+        + [
+            # ctrl+c is what a terminal user presses to leave: it quits like q (cancel everything,
+            # wait for the venue, exit), never leaving orders behind
+            Binding("ctrl+c", "quit", "Quit", id="quit.ctrl_c", show=False, priority=True),
+        ]
+        + [
+            Binding(
+                str(i), f"show_view('{view}')", VIEW_TITLES[view], id=f"view.{view}", show=False
+            )
+            for i, view in enumerate(VIEWS, start=1)
+        ]
+    )
 
     def __init__(
         self,
@@ -135,8 +197,13 @@ class PerpdeskApp(App[int]):
         *,
         standalone: bool = False,
         environ: Mapping[str, str] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         super().__init__()
+        self._state_dir = state_dir
+        """The journal's directory: the blotter and the alerts view read the whole day there."""
+        self.desk_layout = "wide"
+        self.current_view = "desk"
         self.settings = settings
         self.engine = engine if engine is not None else LiveEngine(settings)
         self.standalone = standalone
@@ -157,6 +224,7 @@ class PerpdeskApp(App[int]):
         self._size_decimals = decimals_of(instrument.lot_size)
         self._base_asset = instrument.symbol.split("-")[0]
         self._panes: list[LinePane] = []
+        self._tables: list[BlotterView | AlertsLog] = []
         self._shown: EngineSnapshot | None = None
         self._history: tuple[float, ...] = ()
         self._history_key: tuple[int, float | None] = (-1, None)
@@ -181,6 +249,8 @@ class PerpdeskApp(App[int]):
         with self.batch_update():
             for pane in self._panes:
                 pane.restyle(self.palette)
+            for table in self._tables:
+                table.restyle(self.palette)
 
     def compose(self) -> ComposeResult:
         p = self.palette
@@ -192,30 +262,52 @@ class PerpdeskApp(App[int]):
         spread = SpreadPane(p, title="Spread, bps of mid", id="spread")
         pnl = PnlPane(p, title="P&L, USD", id="pnl")
         alerts = AlertsPane(p, title="Risk alerts, newest first", id="alerts")
+        side_alerts = AlertsPane(p, title="Risk alerts, newest first", id="alerts-side")
+        full_pnl = PnlPane(p, title="P&L, USD", id="pnl-full")
+        charts = SessionCharts(p, title="The session", id="charts")
+        alert_line = AlertLine(p, id="alert-line")
+        blotter = BlotterView(self._state_dir, p, id="blotter")
+        blotter.price_decimals, blotter.size_decimals = self._price_decimals, self._size_decimals
+        alerts_log = AlertsLog(self._state_dir, p, id="alerts-log")
+        self._tables = [blotter, alerts_log]
         keys = KeyBar(
             [
                 KeyEntry(k.display or k.key, k.description, k.short, k.keep, k.id == "kill")
                 for k in KEYS
+                if k.bar
             ],
             p,
             id="keys",
         )
-        self._panes = [status, banner, ladder, quotes, inventory, spread, pnl, alerts, keys]
+        self._panes = [
+            status, banner, ladder, quotes, inventory, spread, pnl, alerts, side_alerts,
+            full_pnl, charts, alert_line, keys,
+        ]  # fmt: skip
         yield status
         yield banner
-        with Horizontal(id="body"):
-            yield ladder
-            with Vertical(id="middle"):
-                yield quotes
-                yield inventory
-                yield spread
-            yield pnl
-        yield alerts
+        with ContentSwitcher(id="views", initial="desk"):
+            with Vertical(id="desk"):
+                with Horizontal(id="body"):
+                    yield ladder
+                    with Vertical(id="middle"):
+                        yield quotes
+                        yield inventory
+                        yield spread
+                    with Vertical(id="right"):
+                        yield pnl
+                        yield side_alerts
+                yield alerts
+            with Horizontal(id="pnl-view"):
+                yield full_pnl
+                yield charts
+            yield blotter
+            yield alerts_log
+        yield alert_line
         yield keys
 
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._on_theme_changed)
-        self._apply_compact(self.size.width, self.size.height)
+        self._apply_layout(self.size.width, self.size.height)
         self.engine.start()
         self.set_interval(1.0 / self.settings.ui.fps, self.draw_frame)
         self.draw_frame()
@@ -251,10 +343,37 @@ class PerpdeskApp(App[int]):
             await self.engine.stop()
 
     def on_resize(self, event: Resize) -> None:
-        self._apply_compact(event.size.width, event.size.height)
+        self._apply_layout(event.size.width, event.size.height)
 
-    def _apply_compact(self, width: int, height: int) -> None:
-        self.set_class(width < COMPACT_WIDTH or height < COMPACT_HEIGHT, "-compact")
+    def _apply_layout(self, width: int, height: int) -> None:
+        self.desk_layout = layout_for(width, height)
+        for name in LAYOUTS:
+            self.set_class(name == self.desk_layout, f"-{name}")
+        self._show_alert_line()
+
+    def _show_alert_line(self) -> None:
+        # The newest alert on one line wherever no alerts pane is on screen.
+        hidden = self.current_view == "alerts" or (
+            self.current_view == "desk" and self.desk_layout != "compact"
+        )
+        self.set_class(not hidden, "-alert-line")
+
+    # ---- views --------------------------------------------------------------------------------
+
+    def action_show_view(self, view: str) -> None:
+        if view not in VIEWS or view == self.current_view:
+            return
+        self.current_view = view
+        self.query_one("#views", ContentSwitcher).current = _VIEW_IDS[view]
+        self._show_alert_line()
+        if view in ("blotter", "alerts"):  # its table takes the arrows and page keys
+            self.query_one(f"#{_VIEW_IDS[view]}", BlotterView | AlertsLog).table.focus()
+        else:
+            self.set_focus(None)
+        self.draw_frame(force=True)
+
+    def action_next_view(self) -> None:
+        self.action_show_view(VIEWS[(VIEWS.index(self.current_view) + 1) % len(VIEWS)])
 
     # ---- the frame ----------------------------------------------------------------------------
 
@@ -375,9 +494,77 @@ class PerpdeskApp(App[int]):
         left = await self.engine.stop()
         self.exit(0 if left == 0 else 1)
 
+    # ---- the command palette (ctrl+p): tui/commands.py ----------------------------------------
+
+    config_path: Path | None = None
+    """The config file the settings came from (None: none); `save settings` writes to it."""
+    _settings_saved: Settings | None = None
+    """What `save settings` compares with: the settings at start, or at the last save."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # In the palette `k` is a letter of what is typed (`set risk.`), not the kill switch:
+        # the palette has its own `kill`, and escape gives the key back.
+        return not (action == "kill" and CommandPalette.is_open(self))
+
+    def set_setting(self, name: str, value: str) -> bool:
+        """`set NAME VALUE`: checked as the config file would be, then sent to the engine; a
+        bad value is refused in one line and changes nothing."""
+        try:
+            settings = apply_setting(self.settings, name, value)
+            section, field = resolve_setting(name)
+        except ConfigError as err:
+            self.notify("; ".join(err.problems), severity="error", markup=False)
+            return False
+        if self._settings_saved is None:
+            self._settings_saved = self.settings
+        self.settings = settings
+        new = getattr(getattr(settings, section), field)
+        self.engine.send(SetSetting(section, field, new))
+        return True
+
+    def prompt_setting(self, name: str = "") -> None:
+        """Open the palette again with `set NAME ` typed, for the operator to go on."""
+        palette = CommandPalette(id="--command-palette")
+
+        def type_it() -> None:
+            field = palette.query_one(CommandInput)
+            field.value = f"set {name} " if name else "set "
+            field.cursor_position = len(field.value)
+
+        self.push_screen(palette)
+        palette.call_after_refresh(type_it)
+
+    def action_save_settings(self) -> None:
+        """Write the settings changed here into the config file, its comments kept."""
+        saved = self.settings if self._settings_saved is None else self._settings_saved
+        changes = changed_settings(saved, self.settings)
+        if not changes:
+            self.notify("nothing to save: no setting changed since the start or the last save")
+            return
+        try:
+            path = save_settings(changes, self.config_path)
+        except ConfigError as err:
+            self.notify("; ".join(err.problems), severity="error", markup=False)
+            return
+        self._settings_saved = self.settings
+        self.config_path = path
+        self.notify(f"saved {', '.join(changes)} to {path}", markup=False)
+        for dotted in changes:
+            env_var = env_override(dotted)
+            if env_var is not None:
+                self.notify(
+                    f"{dotted}: {env_var} is set and wins over the file at the next start",
+                    severity="warning",
+                    markup=False,
+                )
+
 
 def run_console(
-    settings: Settings, state_dir: Path | None = None, *, adopt_journal: bool = False
+    settings: Settings,
+    state_dir: Path | None = None,
+    *,
+    adopt_journal: bool = False,
+    config_path: Path | None = None,
 ) -> int:
     """Run the console until the operator quits; 0 when no order was left at the venue.
 
@@ -404,7 +591,8 @@ def run_console(
         nonlocal engine
         if engine is None:
             engine = await _connect(settings, state_dir, adopt_journal)
-        app = PerpdeskApp(settings, engine, standalone=True)
+        app = PerpdeskApp(settings, engine, standalone=True, state_dir=state_dir)
+        app.config_path = config_path  # `save settings` writes there
         exit_kind = "crash"  # unless the app returns normally
         try:
             code = await app.run_async(mouse=False)

@@ -8,8 +8,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.config import ConfigError, Settings, find_config_file, load_settings, settings_as_toml
+
+if TYPE_CHECKING:
+    from fractions import Fraction
+
+    from engine.journal.export import FillRow
 
 # Textual is imported only by the handler that starts the console, so `perpdesk config` and
 # the other batch commands start fast and work on a box without a usable terminal.
@@ -46,7 +52,12 @@ def _run_console(args: argparse.Namespace) -> int:
             return main_headless(settings, state_dir, adopt_journal=args.adopt_journal)
         from tui.app import run_console
 
-        return run_console(settings, state_dir, adopt_journal=args.adopt_journal)
+        return run_console(
+            settings,
+            state_dir,
+            adopt_journal=args.adopt_journal,
+            config_path=find_config_file(args.config),
+        )
     except (JournalError, VenueUnavailable) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
@@ -58,7 +69,8 @@ def _run_config(args: argparse.Namespace) -> int:
     source = find_config_file(path)
     file_note = str(source) if source is not None else "no config file"
     print(f"# effective settings: defaults < {file_note} < {PROG.upper()}_* environment")
-    print(settings_as_toml(settings), end="")
+    print("# a setting that is not at its default has the default in its comment")
+    print(settings_as_toml(settings, defaults=True), end="")
     return 0
 
 
@@ -205,6 +217,161 @@ def _usd(value: float) -> str:
     command does not import: the widgets package loads Textual): +$99.93, -$4.10."""
     text = f"{abs(value):,.2f}"
     return f"-${text}" if value < 0 and text.strip("0.,") else f"+${text}"
+
+
+def _run_fills(args: argparse.Namespace) -> int:
+    import csv
+    import json
+    import time
+
+    from engine.journal import JOURNAL_FILE, JournalError, default_state_dir
+    from engine.journal.export import FILL_COLUMNS, fill_as_dict, parse_since, read_blotter
+
+    state_dir = args.state_dir or default_state_dir()
+    since_ns = None
+    try:
+        if args.since is not None:
+            since_ns = parse_since(args.since, time.time_ns())
+        blotter = read_blotter(state_dir, since_ns=since_ns, orders=False, alerts=False)
+    except (ValueError, JournalError) as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    fills = blotter.fills
+    if not fills and blotter.last_record == 0 and since_ns is None:
+        print(f"{PROG}: journal {state_dir / JOURNAL_FILE} holds no fills yet", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([fill_as_dict(fill) for fill in fills]))
+    elif args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(FILL_COLUMNS)
+        for fill in fills:
+            writer.writerow(_csv_cell(value) for value in fill_as_dict(fill).values())
+    elif not fills:
+        since = f" since {args.since}" if args.since is not None else ""
+        print(f"no fills in {state_dir / JOURNAL_FILE}{since}")
+    else:
+        print("\n".join(_fills_table(fills)))
+    return 0
+
+
+def _csv_cell(value: object) -> str:
+    """None as an empty cell, booleans as true/false, floats as Python prints them (exact)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _utc(ts_ns: int) -> str:
+    from datetime import UTC, datetime
+
+    moment = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{ts_ns // 1_000_000 % 1000:03d}"
+
+
+def _fills_table(fills: tuple[FillRow, ...]) -> list[str]:
+    """The fills as a table (UTC times, fees as journaled: negative is a rebate)."""
+
+    def bps(value: float | None) -> str:
+        return "-" if value is None else f"{value:+.2f}"
+
+    lines = [
+        f"{'time (UTC)':<23} {'session':>7} {'side':<4} {'size_base':>10} {'price':>12} "
+        f"{'notional_usd':>12} {'fee_usd':>9} {'kind':<5} {'mo_5s_bps':>9} {'mo_30s_bps':>10} "
+        "order"
+    ]
+    for f in fills:
+        lines.append(
+            f"{_utc(f.ts_ns):<23} {f.session:>7} {f.side:<4} {f.size_base:>10.8g} "
+            f"{f.price:>12,.2f} {f.notional_usd:>12,.2f} {f.fee_usd:>+9.4f} {f.kind:<5} "
+            f"{bps(f.markout_5s_bps):>9} {bps(f.markout_30s_bps):>10} {f.order_id}"
+        )
+    makers = sum(f.is_maker for f in fills)
+    volume = math.fsum(f.notional_usd for f in fills)
+    fees = math.fsum(f.fee_usd for f in fills)
+    lines.append(
+        f"{len(fills)} fills ({makers} maker, {len(fills) - makers} taker), ${volume:,.2f} "
+        f"traded, fees {_usd(fees)} (negative: rebates); markouts in bps, positive: good for us"
+    )
+    return lines
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    import json
+    from datetime import date
+
+    from engine.journal import JournalError, default_state_dir
+    from engine.journal.export import day_report, report_as_dict
+
+    state_dir = args.state_dir or default_state_dir()
+    try:
+        day = None if args.day is None else date.fromisoformat(args.day)
+    except ValueError:
+        print(f"{PROG}: --day {args.day!r} is not a date: give YYYY-MM-DD (a UTC day)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        report = day_report(state_dir, day)
+    except JournalError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report_as_dict(report), sort_keys=True))
+        return 0
+    if not report.records:
+        print(f"no records on {report.day} (UTC) in {report.journal}")
+        return 0
+    spread, rebates, inventory, hedge, funding, net = _cents_adding_up(
+        list(report.pnl.exact().values())
+    )
+    sessions = ", ".join(str(s) for s in report.sessions)
+
+    def bps(value: float | None, count: int) -> str:
+        return "n/a" if value is None else f"{value:+.2f} bps ({count} fills)"
+
+    rate = report.fill_rate
+    alerts = "; ".join(
+        f"{control} " + ", ".join(f"{n} {severity}" for severity, n in counts.items())
+        for control, counts in report.alerts.items()
+    )
+    print("\n".join([
+        f"journal          {report.journal}",
+        f"day              {report.day} UTC: sessions {sessions} ({report.records:,} records)",
+        f"net P&L          {_usd(net)}",
+        f"  spread capture {_usd(spread)}",
+        f"  rebates        {_usd(rebates)}",
+        f"  inventory      {_usd(inventory)}",
+        f"  hedge          {_usd(hedge)}",
+        f"  funding        {_usd(funding)}",
+        f"volume           ${report.volume_usd:,.2f} (maker ${report.maker_volume_usd:,.2f}, "
+        f"taker ${report.taker_volume_usd:,.2f})",
+        f"fills            {report.fills:,} ({report.maker_fills:,} maker, "
+        f"{report.taker_fills:,} taker)",
+        f"fill rate        {'n/a' if rate is None else f'{rate:.1%}'} ({report.quotes_filled:,} "
+        f"of {report.quotes_sent:,} quotes sent that day were filled that day)",
+        f"markouts         5 s {bps(report.markout_5s_bps, report.markouts_5s)}, "
+        f"30 s {bps(report.markout_30s_bps, report.markouts_30s)}",
+        f"max inventory    ${report.max_inventory_usd:,.2f}",
+        f"alerts           {alerts or 'none'}",
+    ]))  # fmt: skip
+    return 0
+
+
+def _cents_adding_up(exact: list[Fraction]) -> list[float]:
+    """Terms and their net (last), exact, in dollars to the cent such that the terms shown add
+    up to the net shown: the net rounded to the cent, each term within a cent of its value
+    (rounded down, then the cents left go to the largest remainders)."""
+    from fractions import Fraction
+
+    *terms, net = exact
+    cents = [math.floor(term * 100) for term in terms]
+    left = round(net * 100) - sum(cents)
+    by_remainder = sorted(range(len(terms)), key=lambda i: terms[i] * 100 - cents[i], reverse=True)
+    for i in by_remainder[: max(0, left)]:
+        cents[i] += 1
+    return [float(Fraction(c, 100)) for c in [*cents, sum(cents)]]
 
 
 def _run_exchange(args: argparse.Namespace) -> int:
@@ -428,6 +595,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_run_status)
+
+    fills = commands.add_parser(
+        "fills",
+        parents=[common],
+        help="print the journal's fills with their markouts (does not start the engine)",
+        description="Read the journal in the state directory and print the fills of every "
+        "session, oldest first: time (UTC), session, side, size, price, notional, fee "
+        "(negative: a rebate), maker or taker, and the 5 s and 30 s markouts in bps "
+        "(positive: the fill was good for us; empty until the marks exist).",
+    )
+    fills.add_argument(
+        "--state-dir",
+        type=Path,
+        default=argparse.SUPPRESS,  # given before the command, it counts too
+        metavar="DIR",
+        help="state directory (default: $XDG_STATE_HOME/perpdesk)",
+    )
+    fills.add_argument(
+        "--since",
+        default=None,
+        metavar="T",
+        help="only fills at or after T: 2026-12-05T13:00 (UTC), 13:00 (today, UTC), or 30m, "
+        "2h back from now",
+    )
+    fills_format = fills.add_mutually_exclusive_group()
+    fills_format.add_argument("--csv", action="store_true", help="CSV, with a header row")
+    fills_format.add_argument("--json", action="store_true", help="one JSON array of fills")
+    fills.set_defaults(handler=_run_fills)
+
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="print a day's P&L by term, volume, fills and markouts from the journal",
+        description="Fold the journal as a restart does and print one UTC day: P&L by term "
+        "(exact: the terms add up to the net), volume, fills, fill rate, markouts, the "
+        "largest inventory, alerts by control, and the sessions that ran.",
+    )
+    report.add_argument(
+        "--state-dir",
+        type=Path,
+        default=argparse.SUPPRESS,  # given before the command, it counts too
+        metavar="DIR",
+        help="state directory (default: $XDG_STATE_HOME/perpdesk)",
+    )
+    report.add_argument(
+        "--day",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the UTC day (default: the day of the journal's latest record)",
+    )
+    report.add_argument(
+        "--json", action="store_true", help="one JSON object (P&L terms also exact, as text)"
+    )
+    report.set_defaults(handler=_run_report)
     return parser
 
 

@@ -155,17 +155,7 @@ def _fold_rows(
     for seq, session, ts, kind, text in rows:
         last = seq
         count += 1
-        data: dict[str, Any] | None = None
-        if kind in KNOWN_KINDS:
-            data, problem = _parse(text)
-            if problem is None:
-                problem = check_record(kind, ts, data)
-        else:
-            problem = check_record(kind, ts, None)
-        if problem is None and type(session) is not int:
-            problem = f"session {_show(session)} is not a session id"
-        if problem is not None:
-            raise JournalError(f"journal {path}: record {seq} ({_show_kind(kind)}): {problem}")
+        data = _checked_data(seq, session, ts, kind, text, path)
         try:
             fold.apply(session, ts, kind, data)
         except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
@@ -173,6 +163,25 @@ def _fold_rows(
                 f"journal {path}: record {seq} ({_show_kind(kind)}): cannot be booked: {exc}"
             ) from exc
     return last, count
+
+
+def _checked_data(
+    seq: object, session: object, ts: object, kind: Any, text: object, path: Path
+) -> dict[str, Any] | None:
+    """A journal row's data, validated (None for a kind this code does not fold); a bad row is
+    a one-line JournalError naming the record."""
+    data: dict[str, Any] | None = None
+    if kind in KNOWN_KINDS:
+        data, problem = _parse(text)
+        if problem is None:
+            problem = check_record(kind, ts, data)
+    else:
+        problem = check_record(kind, ts, None)
+    if problem is None and type(session) is not int:
+        problem = f"session {_show(session)} is not a session id"
+    if problem is not None:
+        raise JournalError(f"journal {path}: record {seq} ({_show_kind(kind)}): {problem}")
+    return data
 
 
 def _show_kind(kind: object) -> str:

@@ -1,6 +1,8 @@
 """The console's panes, each a Line API widget that draws one part of an engine snapshot."""
 
-from tui.widgets.alerts import AlertsPane
+from tui.widgets.alerts import AlertLine, AlertsPane
+from tui.widgets.blotter import AlertsLog, BlotterView
+from tui.widgets.charts import SessionCharts
 from tui.widgets.frame import Frame
 from tui.widgets.inventory import InventoryGauge
 from tui.widgets.keybar import KeyBar, KeyEntry
@@ -13,7 +15,10 @@ from tui.widgets.spread import SpreadPane
 from tui.widgets.status import KillBanner, StatusBar
 
 __all__ = [
+    "AlertLine",
+    "AlertsLog",
     "AlertsPane",
+    "BlotterView",
     "Frame",
     "InventoryGauge",
     "KeyBar",
@@ -24,6 +29,7 @@ __all__ = [
     "Palette",
     "PnlPane",
     "QuotesPane",
+    "SessionCharts",
     "SpreadPane",
     "StatusBar",
 ]

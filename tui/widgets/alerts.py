@@ -67,3 +67,39 @@ class AlertsPane(LinePane):
                 row.append(Segment(figure.rjust(value_w), p.text))
             rows.append(row)
         return rows
+
+
+class AlertLine(LinePane):
+    """The newest alert on one line, for layouts and views with no alerts pane on screen:
+    when, how bad, which control, what; and how many came before it today."""
+
+    def key(self, frame: Frame) -> Hashable:
+        alerts = frame.snapshot.alerts
+        return (len(alerts), alerts[0] if alerts else None)
+
+    def build(self, frame: Frame, width: int, height: int) -> list[Row]:
+        p = self.palette
+        alerts = frame.snapshot.alerts
+        if not alerts:
+            return [[Segment(fmt.fit(" alerts: none", width), p.muted)]]
+        alert = alerts[0]
+        styles = {Severity.INFO: p.info, Severity.WARNING: p.warning, Severity.CRITICAL: p.critical}
+        head = f" {fmt.clock(frame.alert_time_s(alert.ts_ns))} "
+        severity = f"{alert.severity.value.upper()} "
+        control = f"{alert.control}: "
+        more = f"  (+{len(alerts) - 1}, 4 lists them)" if len(alerts) > 1 else "  (4 lists them)"
+        figure = _figure(alert)
+        message = alert.message + (f" ({figure})" if figure else "")
+        room = width - len(head) - len(severity) - len(control) - len(more)
+        if room < 12:  # too narrow for the hint: the message first
+            more = ""
+            room = width - len(head) - len(severity) - len(control)
+        return [
+            [
+                Segment(head, p.muted),
+                Segment(severity, styles[alert.severity]),
+                Segment(control, p.heading),
+                Segment(fmt.fit_words(message, max(0, room)).ljust(max(0, room)), p.text),
+                Segment(more, p.muted),
+            ]
+        ]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+_UNITS = frozenset({"s", "ms", "m", "h", "bps", "%", "%/h", "samples", "calls", "USD"})
+"""Words that are the unit of the number before them: never parted from it."""
+
 
 def price(value: float | None, decimals: int) -> str:
     return "-" if value is None else f"{value:,.{decimals}f}"
@@ -57,3 +60,24 @@ def fit(text: str, width: int) -> str:
     if len(text) > width:
         return text[: width - 1] + "…" if width > 1 else text[:width]
     return text.ljust(width)
+
+
+def fit_words(text: str, width: int) -> str:
+    """`text` in at most `width` cells: whole if it fits, else cut after a word with an
+    ellipsis, never inside a number nor between a number and its unit; "" for no room."""
+    if len(text) <= width:
+        return text
+    if width < 2:
+        return ""
+    room = width - 1
+    words = text.split(" ")
+    best = ""
+    for n in range(1, len(words)):
+        if words[n] in _UNITS:
+            continue  # the next word is the unit of this number: cut before the number
+        head = " ".join(words[:n]).rstrip(";,:(·-— ")
+        if len(head) > room:
+            break
+        if not head[-1:].isdigit():  # "limit 1,000…" would read as a number cut short
+            best = head
+    return best + "…" if best else "…"

@@ -42,21 +42,28 @@ class KeyBar(LinePane):
     def build(self, frame: Frame, width: int, height: int) -> list[Row]:
         p = self.palette
         entries = list(self.entries)
-        for use_short in (False, True):
-            while True:
-                words = [e.short if use_short else e.description for e in entries]
-                length = sum(len(e.key) + len(w) + 3 for e, w in zip(entries, words, strict=True))
-                if length <= width or use_short is False:
-                    break
-                droppable = [e for e in entries if e.keep > 0]
-                if not droppable:
-                    break
-                entries.remove(max(droppable, key=lambda e: e.keep))
-            if length <= width:
+        # Words first, then short words, then short words packed tighter; only then the least
+        # used keys go, one at a time.
+        for use_short, gap in ((False, 3), (True, 3), (True, 2)):
+            words = [e.short if use_short else e.description for e in entries]
+            if sum(len(e.key) + len(w) + gap for e, w in zip(entries, words, strict=True)) <= width:
                 break
+        else:
+            while True:
+                words = [e.short for e in entries]
+                length = sum(len(e.key) + len(w) + gap for e, w in zip(entries, words, strict=True))
+                droppable = [e for e in entries if e.keep > 0]
+                if length <= width or not droppable:
+                    break
+                drop = max(droppable, key=lambda e: e.keep)
+                entries.remove(drop)
         row: Row = []
         for entry, word in zip(entries, words, strict=True):
             key_style = p.killed_badge if entry.danger else p.key
-            row.append(Segment(f" {entry.key} ", key_style))
-            row.append(Segment(f"{word} ", p.critical if entry.danger else p.text))
+            if gap == 3:
+                row.append(Segment(f" {entry.key} ", key_style))
+                row.append(Segment(f"{word} ", p.critical if entry.danger else p.text))
+            else:
+                row.append(Segment(f" {entry.key}", key_style))
+                row.append(Segment(f" {word}", p.critical if entry.danger else p.text))
         return [row]

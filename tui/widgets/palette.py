@@ -20,6 +20,22 @@ def _rich(color: Color) -> RichColor:
     return color.rich_color
 
 
+def _luminance(color: Color) -> float:
+    """WCAG relative luminance, 0 (black) to 1 (white)."""
+
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * linear(color.r) + 0.7152 * linear(color.g) + 0.0722 * linear(color.b)
+
+
+def _contrast(a: Color, b: Color) -> float:
+    """WCAG contrast ratio, 1 (none) to 21 (black on white)."""
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
 @dataclass(frozen=True, slots=True)
 class Palette:
     """Styles by meaning, not by colour: panes ask for `bid` or `critical`, never for red."""
@@ -54,6 +70,15 @@ class Palette:
     gauge_mark: Style
     background: RichColor
     """The panes' background: the colour a reversed block shows as empty."""
+    waiting_badge: Style
+    warming_badge: Style
+    onesided_badge: Style
+    notquoting_badge: Style
+    stale_badge: Style
+    breaker_badge: Style
+    stopping_badge: Style
+    """The header's state badges beyond quoting/paused/killed, one colour each; the text on
+    each is whichever of the background and `$killed-foreground` reads better on it."""
 
     @classmethod
     def from_variables(cls, variables: dict[str, str]) -> Palette:
@@ -63,6 +88,13 @@ class Palette:
 
         def fg_style(name: str, bold: bool = False) -> Style:
             return Style(color=_rich(_color(variables, name)), bold=bold)
+
+        white = _color(variables, "killed-foreground", "#ffffff")
+
+        def state_badge(name: str) -> Style:
+            fill = _color(variables, name)
+            ink = bg if _contrast(bg, fill) >= _contrast(white, fill) else white
+            return Style(color=_rich(ink), bgcolor=_rich(fill), bold=True)
 
         def badge(name: str) -> Style:
             return Style(
@@ -104,4 +136,11 @@ class Palette:
             gauge_short=fg_style("ask"),
             gauge_mark=fg_style("gauge-mark", bold=True),
             background=rich_bg,
+            waiting_badge=state_badge("state-waiting"),
+            warming_badge=state_badge("state-warming"),
+            onesided_badge=state_badge("state-onesided"),
+            notquoting_badge=state_badge("state-notquoting"),
+            stale_badge=state_badge("state-stale"),
+            breaker_badge=state_badge("state-breaker"),
+            stopping_badge=state_badge("state-stopping"),
         )

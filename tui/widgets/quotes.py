@@ -8,7 +8,7 @@ from rich.segment import Segment
 from rich.style import Style
 
 from engine.events import Side
-from engine.snapshot import QuoteView
+from engine.snapshot import Phase, QuoteView
 from tui.widgets import fmt
 from tui.widgets.frame import Frame
 from tui.widgets.lines import LinePane, Row
@@ -39,7 +39,7 @@ class QuotesPane(LinePane):
 
     def key(self, frame: Frame) -> Hashable:
         s = frame.snapshot
-        return (s.bid_quote, s.ask_quote, s.status, s.state, s.mid)
+        return (s.bid_quote, s.ask_quote, s.status, s.state, s.phase, s.mid)
 
     def build(self, frame: Frame, width: int, height: int) -> list[Row]:
         p = self.palette
@@ -53,14 +53,24 @@ class QuotesPane(LinePane):
             rows.append(self._quote_row(frame, columns, side, quote))
         if s.bid_quote is not None and s.ask_quote is not None and s.mid:
             width_bps = (s.ask_quote.price - s.bid_quote.price) / s.mid * 1e4
-            summary = f" quoted {width_bps:.2f} bps wide around mid {fmt.price(s.mid, 2)}"
+            mid = fmt.price(s.mid, 2)
+            # the longest wording that fits: never a number cut short
+            for summary in (
+                f" quoted {width_bps:.2f} bps wide around mid {mid}",
+                f" quoted {width_bps:.2f} bps wide · mid {mid}",
+                f" {width_bps:.2f} bps wide · mid {mid}",
+                f" {width_bps:.2f} bps wide",
+            ):
+                if len(summary) <= width:
+                    break
             rows.append([Segment(fmt.fit(summary, width), p.muted)])
-        elif s.status.startswith(("ONE-SIDED", "NOT QUOTING")):
-            rows.append([Segment(fmt.fit(f" {s.status}", width), p.warning)])
-        elif s.status == "quoting":  # a side waits for its cancel's answer before replacing
+        elif s.phase in (Phase.ONE_SIDED, Phase.NOT_QUOTING):
+            text = f" {s.phase.value}: {s.phase_detail}"
+            rows.append([Segment(fmt.fit_words(text, width), p.warning)])
+        elif s.phase is Phase.QUOTING:  # a side waits for its cancel's answer before replacing
             rows.append([Segment(fmt.fit(" replacing: waiting for the cancel", width), p.muted)])
         else:
-            rows.append([Segment(fmt.fit(f" not quoting: {s.status}", width), p.warning)])
+            rows.append([Segment(fmt.fit_words(f" not quoting: {s.status}", width), p.warning)])
         return rows
 
     def _quote_row(

@@ -37,6 +37,11 @@ class SpreadPane(LinePane):
         label_w = 17
         rows: list[Row] = []
         optional: list[int] = []  # rows that may go when the pane is short, first to go first
+        note_room = width - (1 + label_w + 6 + 6)
+
+        def note_of(note: str) -> str:  # a note that does not fit goes whole, never cut
+            return note if len(note) <= note_room else ""
+
         for label, value, note in terms:
             style = p.text if value else p.muted
             if not value and label in ("breaker widen", "adverse widen"):
@@ -44,7 +49,7 @@ class SpreadPane(LinePane):
             rows.append(
                 [
                     Segment(f" {label:<{label_w}}{fmt.bps(value):>6} bps  ", style),
-                    Segment(note, p.warning if note.isupper() else p.muted),
+                    Segment(note_of(note), p.warning if note.isupper() else p.muted),
                 ]
             )
         optional.reverse()
@@ -54,7 +59,10 @@ class SpreadPane(LinePane):
         rows.append(
             [
                 Segment(f" {'cap':<{label_w}}{fmt.bps(b.cap_bps):>6} bps  ", p.text),
-                Segment("CAPPED" if capped else "not reached", p.warning if capped else p.muted),
+                Segment(
+                    note_of("CAPPED" if capped else "not reached"),
+                    p.warning if capped else p.muted,
+                ),
             ]
         )
         rows.append([Segment(f" {'total':<{label_w}}{fmt.bps(b.total_bps):>6} bps", p.heading)])
