@@ -11,7 +11,13 @@ warm-up, measuring itself (process CPU time over wall time; every engine wake-up
 Figures, not asserts. Targets (issue 4): the screen under 20% of one core, and under 5 ms
 added to the engine's loop lag p99.
 
+`--view pnl` measures the console showing the P&L view with the session's charts; `--view
+blotter` (or `alerts`) the blotter reading the journal once a second. `--journal` journals both
+modes into a temporary state directory (the blotter reads that journal; without it the
+blotter has nothing to read), so both pay the journal alike.
+
     .venv/bin/python bench/ui.py [--seconds 10] [--fps 10] [--size 160x50] [--rate 500]
+                                 [--view desk|pnl|blotter|alerts] [--journal]
 """
 
 from __future__ import annotations
@@ -93,12 +99,19 @@ class _Probe:
         }
 
 
-def _engine(settings: Settings, rate: float) -> LiveEngine:
-    return LiveEngine(settings, params=cranked_params(settings, rate), lag_window_s=1e6)
+def _engine(settings: Settings, rate: float, state_dir: Path | None) -> LiveEngine:
+    params = cranked_params(settings, rate)
+    if state_dir is None:
+        return LiveEngine(settings, params=params, lag_window_s=1e6)
+    from engine.session import open_engine
+
+    return open_engine(settings, state_dir, params=params, lag_window_s=1e6)
 
 
-async def _child_off(settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
-    engine = _engine(settings, rate)
+async def _child_off(
+    settings: Settings, rate: float, seconds: float, state_dir: Path | None
+) -> dict[str, Any]:
+    engine = _engine(settings, rate, state_dir)
     engine.start()
     await asyncio.sleep(WARMUP_S)
     probe = _Probe(engine)
@@ -106,14 +119,26 @@ async def _child_off(settings: Settings, rate: float, seconds: float) -> dict[st
     await asyncio.sleep(seconds)
     result = probe.result()
     await engine.stop()
+    _finish(engine)
     return result
 
 
-def _child_on(settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
+def _finish(engine: LiveEngine) -> None:
+    from engine.session import JournaledEngine
+
+    if isinstance(engine, JournaledEngine):
+        engine.finish("clean")
+
+
+def _child_on(
+    settings: Settings, rate: float, seconds: float, state_dir: Path | None, view: str
+) -> dict[str, Any]:
     from tui.app import PerpdeskApp
 
-    engine = _engine(settings, rate)
-    app = PerpdeskApp(settings, engine, standalone=True)
+    engine = _engine(settings, rate, state_dir)
+    app = PerpdeskApp(settings, engine, standalone=True, state_dir=state_dir)
+    if view != "desk":
+        app.call_later(app.action_show_view, view)
     probe = _Probe(engine)
     out: dict[str, Any] = {}
 
@@ -128,17 +153,20 @@ def _child_on(settings: Settings, rate: float, seconds: float) -> dict[str, Any]
 
     app.call_later(lambda: app.set_timer(WARMUP_S, begin))
     app.run(mouse=False)
+    _finish(engine)
     out.pop("frames0", None)
     return out
 
 
-def child_main(mode: str, rate: float, seconds: float, fps: float, out_path: str) -> None:
-    settings = Settings(ui=UiSettings(fps=fps))
-    if mode == "off":
-        result = asyncio.run(_child_off(settings, rate, seconds))
-    else:
-        result = _child_on(settings, rate, seconds)
-    Path(out_path).write_text(json.dumps(result))
+def child_main(args: argparse.Namespace) -> None:
+    settings = Settings(ui=UiSettings(fps=args.fps))
+    with tempfile.TemporaryDirectory(prefix="perpdesk-bench-") as tmp:
+        state_dir = Path(tmp) if args.journal else None
+        if args.child == "off":
+            result = asyncio.run(_child_off(settings, args.rate, args.seconds, state_dir))
+        else:
+            result = _child_on(settings, args.rate, args.seconds, state_dir, args.view)
+    Path(args.out).write_text(json.dumps(result))
 
 
 # ---- the parent: one process per mode ----------------------------------------------------------
@@ -156,9 +184,11 @@ def _child_cmd(mode: str, args: argparse.Namespace, out_path: str) -> list[str]:
         str(args.seconds),
         "--fps",
         str(args.fps),
+        "--view",
+        args.view,
         "--out",
         out_path,
-    ]
+    ] + (["--journal"] if args.journal else [])
 
 
 def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -214,17 +244,21 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="market messages per second")
     parser.add_argument("--fps", type=float, default=UiSettings().fps, help="frames per second")
     parser.add_argument("--size", type=_size, default=(160, 50), help="terminal COLSxROWS")
+    parser.add_argument("--view", choices=["desk", "pnl", "blotter", "alerts"], default="desk",
+                        help="the console's view while measured")  # fmt: skip
+    parser.add_argument("--journal", action="store_true", help="journal both modes (tmp dir)")
     parser.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_main(args.child, args.rate, args.seconds, args.fps, args.out)
+        child_main(args)
         return
 
     cols, rows = args.size
     print(
         f"ui bench: {args.rate:g} msg/s target, {args.seconds:g} s per mode after "
-        f"{WARMUP_S:g} s warm-up, {args.fps:g} fps, {cols}x{rows} pty"
+        f"{WARMUP_S:g} s warm-up, {args.fps:g} fps, {cols}x{rows} pty, view {args.view}"
+        + (", journaled" if args.journal else "")
     )
     off = run_mode("off", args)
     on = run_mode("on", args)

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from engine.alerts import Severity
 from engine.config import Settings
 from engine.events import Action, CancelAll, Command, PlaceQuote, ReplaceQuote, SetPaused
+from engine.history import SessionHistory
 from engine.quoter import Quoter
 from engine.ratelimit import cancel_reserve
 from engine.sim.configure import sim_params
@@ -167,9 +168,11 @@ class LiveEngine:
         self.snapshots_published = 1
         self.pumps = 0
         """Wake-ups done so far (tests wait on it)."""
-        self.pnl_history: deque[float] = deque(maxlen=3_600)
         """Net P&L in USD, sampled once a second of session time (an hour kept)."""
-        self._next_pnl_sample_ns = self._wall0_ns
+        self.history = SessionHistory(self.sim0_ns)
+        """Net P&L, inventory and the spread terms over the whole session, one sample a second
+        of sim time, downsampled to a bounded number of buckets (the console's session charts)."""
+        self._next_history_ns = self.sim0_ns
 
         # loop health: lateness of each wake-up, venue event rate
         self._lag_window_ns = round(lag_window_s * _NS_PER_S)
@@ -433,17 +436,23 @@ class LiveEngine:
             return
         self.snapshots_published += 1
         self._next_publish_wall_ns = wall_ns + self._publish_ns
-        if wall_ns >= self._next_pnl_sample_ns:
-            self.pnl_history.append(self.snapshot.pnl.terms.net_usd)
-            self._next_pnl_sample_ns += _NS_PER_S
-            if self._next_pnl_sample_ns <= wall_ns:  # after a stall, do not backfill
-                self._next_pnl_sample_ns = wall_ns + _NS_PER_S
+        if self._core_now_ns >= self._next_history_ns:
+            self._sample_history()
         elapsed = wall_ns - self._rate_since_ns
         if elapsed >= _NS_PER_S:
             self.events_per_s = self._rate_events * _NS_PER_S / elapsed
             self._rate_events = 0
             self._rate_since_ns = wall_ns
             self._update_lag_stats()
+
+    def _sample_history(self) -> None:
+        """One history sample from the snapshot just published; the next is due at the next
+        whole second of sim time (after a stall or at a high sim speed, gaps are not filled)."""
+        snap = self.snapshot
+        net_usd, inventory_usd = snap.pnl.terms.net_usd, snap.inventory.inventory_usd
+        self.history.record(snap.ts_ns, net_usd, inventory_usd, snap.spread)
+        elapsed_s = (snap.ts_ns - self.sim0_ns) // _NS_PER_S
+        self._next_history_ns = self.sim0_ns + (elapsed_s + 1) * _NS_PER_S
 
     def lag_samples_ms(self) -> list[float]:
         """Lateness of every wake-up in the window, in ms, oldest first."""

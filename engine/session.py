@@ -595,13 +595,19 @@ def open_engine(
         rec = journal.recovered
         prefix = f"s{journal.session}-{secrets.token_hex(2)}-"
         if venue is None:
-            params = sim_params(
-                settings.sim,
-                start_ns=now,
-                start_position_base=rec.ledger.position_base,
-                start_cash_usd=float(rec.ledger.cash),
-                start_price_usd=rec.last_mid or settings.sim.start_price_usd,
-            )
+            # the market carries on where the journal left it; `params` (a benchmark's
+            # cranked market) replaces the settings' own
+            carry_on = {
+                "start_ns": now,
+                "start_position_base": rec.ledger.position_base,
+                "start_cash_usd": float(rec.ledger.cash),
+                "start_price_usd": rec.last_mid or settings.sim.start_price_usd,
+            }
+            given = engine_options.pop("params", None)
+            if given is None:
+                params = sim_params(settings.sim, **carry_on)
+            else:
+                params = dataclasses.replace(given, **carry_on)
             engine = JournaledEngine(
                 settings, params=params, order_id_prefix=prefix, **engine_options
             )

@@ -67,7 +67,6 @@ def frame_of(snapshot: EngineSnapshot, **changes: object) -> Frame:
         "speed": 1.0,
         "lag_p99_ms": 1.2,
         "events_per_s": 345.0,
-        "pnl_history": (),
         "stale_feed_s": 5.0,
         "api_warn_pct": 80.0,
         "price_decimals": 1,

@@ -181,10 +181,10 @@ async def test_loop_lag_is_measured_from_late_wake_ups() -> None:
     await engine.stop()
 
 
-async def test_pnl_history_is_sampled_once_a_second() -> None:
+async def test_the_session_history_is_sampled_once_a_second() -> None:
     engine, clock = fake_engine()
     await run_until(engine, clock, 10.5)
-    assert 10 <= len(engine.pnl_history) <= 11
+    assert 10 <= engine.history.view().version <= 12
     await engine.stop()
 
 

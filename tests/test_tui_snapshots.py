@@ -30,13 +30,16 @@ async def _pnl_view(pilot: Pilot[int]) -> None:
     await settle(pilot.app, pilot)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40), (160, 30), (200, 60)])
+SIZES = [(80, 24), (100, 30), (120, 40), (160, 30), (200, 60)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_console_at_size(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     app, _ = frozen_console(warm_s=120, fills=True)
     assert snap_compare(app, terminal_size=size, run_before=_drawn)
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_pnl_view_with_the_session_charts(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     app, _ = frozen_console(warm_s=120, fills=True)
     assert snap_compare(app, terminal_size=size, run_before=_pnl_view)

@@ -226,8 +226,6 @@ class PerpdeskApp(App[int]):
         self._panes: list[LinePane] = []
         self._tables: list[BlotterView | AlertsLog] = []
         self._shown: EngineSnapshot | None = None
-        self._history: tuple[float, ...] = ()
-        self._history_key: tuple[int, float | None] = (-1, None)
         self._killed = False
         self._quitting = False
         self.frames_drawn = 0
@@ -396,11 +394,6 @@ class PerpdeskApp(App[int]):
 
     def _frame_of(self, snapshot: EngineSnapshot) -> Frame:
         engine = self.engine
-        history = engine.pnl_history
-        key = (len(history), history[-1] if history else None)
-        if key != self._history_key:  # copied once a second, not once a frame
-            self._history_key = key
-            self._history = tuple(history)
         return Frame(
             snapshot=snapshot,
             venue=engine.venue_name,
@@ -410,7 +403,6 @@ class PerpdeskApp(App[int]):
             speed=engine.speed,
             lag_p99_ms=engine.lag_p99_ms,
             events_per_s=engine.events_per_s,
-            pnl_history=self._history,
             stale_feed_s=self.settings.risk.stale_feed_s,
             api_warn_pct=self.settings.risk.rate_limit_warn_pct,
             price_decimals=self._price_decimals,
@@ -420,6 +412,7 @@ class PerpdeskApp(App[int]):
             network=engine.venue_network,
             account=engine.venue_account,
             switch=engine.switch,
+            history=engine.history.view(),
         )
 
     # ---- keys -> commands ---------------------------------------------------------------------

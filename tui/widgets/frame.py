@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.history import HistoryView
 from engine.snapshot import EngineSnapshot
 
 
@@ -21,8 +22,6 @@ class Frame:
     speed: float
     lag_p99_ms: float
     events_per_s: float
-    pnl_history: tuple[float, ...]
-    """Net P&L in USD, one sample a second, oldest first."""
     stale_feed_s: float
     api_warn_pct: float
     price_decimals: int
@@ -35,6 +34,8 @@ class Frame:
     """The account traded at a network venue (its address)."""
     switch: str | None = None
     """A network venue's dead man's switch state; None where there is none."""
+    history: HistoryView | None = None
+    """The session's net P&L, inventory and spread terms, downsampled (the session charts)."""
 
     def alert_time_s(self, ts_ns: int) -> float:
         return self.epoch_s + (ts_ns - self.sim0_ns) / 1e9 / self.speed

@@ -1,5 +1,5 @@
 """P&L: each attribution term, net, the day against its loss limit, fees, volume, fill rate,
-markouts, and a signed chart of net P&L over the session."""
+markouts, and a signed chart of net P&L over the whole session (downsampled)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.segment import Segment
 from rich.style import Style
 
 from tui.widgets import fmt
-from tui.widgets.chart import signed_chart
+from tui.widgets.charts import net_pnl_rows, redraw_key
 from tui.widgets.frame import Frame
 from tui.widgets.lines import LinePane, Row
 
@@ -17,10 +17,11 @@ from tui.widgets.lines import LinePane, Row
 class PnlPane(LinePane):
     """Numbers first (signed, with ▲/▼), the chart in whatever height is left."""
 
+    _chart_cache: tuple[Hashable, list[Row]] | None = None
+    """The session chart's rows and what they were drawn from."""
+
     def key(self, frame: Frame) -> Hashable:
-        pnl = frame.snapshot.pnl
-        history = frame.pnl_history
-        return (pnl, len(history), history[-1] if history else None)
+        return (frame.snapshot.pnl, redraw_key(frame))
 
     def build(self, frame: Frame, width: int, height: int) -> list[Row]:
         p = self.palette
@@ -71,34 +72,14 @@ class PnlPane(LinePane):
             info("markouts", f"{markouts} bps"),
         ]
 
-        chart_h = height - len(rows) - 1
-        if chart_h >= 2:
-            history = frame.pnl_history
-            label_w = 9
-            chart_w = max(1, width - label_w - 1)
-            shown = history[-chart_w:]
-            minutes = len(shown) / 60
-            span = f"{minutes:.0f}m" if minutes >= 1 else f"{len(shown)}s"
-            rows.append(
-                [Segment(fmt.fit(f" ── net P&L, last {span}, 1/s " + "─" * width, width), p.rule)]
-            )
-            chart = signed_chart(
-                shown or [0.0],
-                chart_w,
-                chart_h,
-                up=p.up,
-                down=p.down,
-                axis=p.rule,
-                background=p.background,
-            )
-            hi = max([0.0, *shown])
-            lo = min([0.0, *shown])
-            for i, chart_row in enumerate(chart):
-                if i == 0:
-                    label = fmt.signed_usd(hi)
-                elif i == len(chart) - 1:
-                    label = fmt.signed_usd(lo)
-                else:
-                    label = ""
-                rows.append([Segment(f"{label:>{label_w - 1}} ", p.muted), *chart_row])
+        chart_h = height - len(rows)
+        if chart_h >= 3:  # a title and two rows of bars
+            rows += self._chart(frame, width, chart_h)
         return rows
+
+    def _chart(self, frame: Frame, width: int, height: int) -> list[Row]:
+        """The session chart; the numbers change every frame, the chart once a sample."""
+        key = (redraw_key(frame), width, height, self.palette)
+        if self._chart_cache is None or self._chart_cache[0] != key:
+            self._chart_cache = (key, net_pnl_rows(frame.history, width, height, self.palette))
+        return self._chart_cache[1]
