@@ -11,7 +11,8 @@ warm-up, measuring itself (process CPU time over wall time; every engine wake-up
 Figures, not asserts. Targets (issue 4): the screen under 20% of one core, and under 5 ms
 added to the engine's loop lag p99.
 
-`--view pnl` measures the console showing the P&L view with the session's charts; `--view
+`--view pnl` measures the console showing the P&L view with the session's charts (`--history-h
+24` gives them a day's history to draw); `--view
 blotter` (or `alerts`) the blotter reading the journal once a second. `--journal` journals both
 modes into a temporary state directory (the blotter reads that journal; without it the
 blotter has nothing to read), so both pay the journal alike.
@@ -130,12 +131,34 @@ def _finish(engine: LiveEngine) -> None:
         engine.finish("clean")
 
 
+def _filled_history(engine: LiveEngine, hours: float) -> Any:
+    """A session history already `hours` long (one made-up sample a second before the start):
+    the charts then draw what a whole day's session gives them."""
+    import math
+
+    from engine.history import SessionHistory
+
+    seconds = int(hours * 3600)
+    history = SessionHistory(engine.sim0_ns - seconds * 1_000_000_000)
+    for i in range(seconds):
+        t = engine.sim0_ns - (seconds - i) * 1_000_000_000
+        history.record(t, 50 * math.sin(i / 5000), 400 * math.sin(i / 777), None)
+    return history
+
+
 def _child_on(
-    settings: Settings, rate: float, seconds: float, state_dir: Path | None, view: str
+    settings: Settings,
+    rate: float,
+    seconds: float,
+    state_dir: Path | None,
+    view: str,
+    history_h: float = 0.0,
 ) -> dict[str, Any]:
     from tui.app import PerpdeskApp
 
     engine = _engine(settings, rate, state_dir)
+    if history_h:
+        engine.history = _filled_history(engine, history_h)
     app = PerpdeskApp(settings, engine, standalone=True, state_dir=state_dir)
     if view != "desk":
         app.call_later(app.action_show_view, view)
@@ -165,7 +188,9 @@ def child_main(args: argparse.Namespace) -> None:
         if args.child == "off":
             result = asyncio.run(_child_off(settings, args.rate, args.seconds, state_dir))
         else:
-            result = _child_on(settings, args.rate, args.seconds, state_dir, args.view)
+            result = _child_on(
+                settings, args.rate, args.seconds, state_dir, args.view, args.history_h
+            )
     Path(args.out).write_text(json.dumps(result))
 
 
@@ -186,6 +211,8 @@ def _child_cmd(mode: str, args: argparse.Namespace, out_path: str) -> list[str]:
         str(args.fps),
         "--view",
         args.view,
+        "--history-h",
+        str(args.history_h),
         "--out",
         out_path,
     ] + (["--journal"] if args.journal else [])
@@ -247,6 +274,9 @@ def main() -> None:
     parser.add_argument("--view", choices=["desk", "pnl", "blotter", "alerts"], default="desk",
                         help="the console's view while measured")  # fmt: skip
     parser.add_argument("--journal", action="store_true", help="journal both modes (tmp dir)")
+    parser.add_argument(
+        "--history-h", type=float, default=0.0, help="a session history this many hours long"
+    )
     parser.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -259,6 +289,7 @@ def main() -> None:
         f"ui bench: {args.rate:g} msg/s target, {args.seconds:g} s per mode after "
         f"{WARMUP_S:g} s warm-up, {args.fps:g} fps, {cols}x{rows} pty, view {args.view}"
         + (", journaled" if args.journal else "")
+        + (f", {args.history_h:g} h of history" if args.history_h else "")
     )
     off = run_mode("off", args)
     on = run_mode("on", args)

@@ -682,7 +682,8 @@ def signals_absorbed() -> Iterator[None]:
 
 
 def status_line(engine: LiveEngine) -> str:
-    """One line for logs: state, mid, our quotes, inventory, net P&L."""
+    """One line for logs: the phase (the console's badge), mid, our quotes, inventory, net
+    P&L, and why."""
     snap = engine.snapshot
     clock = time.strftime("%H:%M:%S", time.gmtime(engine.wall_time_s(snap.ts_ns)))
     mid = "-" if snap.mid is None else f"{snap.mid:,.1f}"
@@ -690,7 +691,7 @@ def status_line(engine: LiveEngine) -> str:
     ask = "-" if snap.ask_quote is None else f"{snap.ask_quote.price:,.1f}"
     inv = snap.inventory
     return (
-        f"{clock}Z {snap.state.value:<7} {snap.symbol} mid {mid} bid {bid} ask {ask} "
+        f"{clock}Z {snap.phase.value:<11} {snap.symbol} mid {mid} bid {bid} ask {ask} "
         f"inv {inv.inventory_usd:+,.2f} USD ({inv.position_base:+.5f}) "
         f"net {snap.pnl.terms.net_usd:+,.2f} USD | {snap.status}"
     )
