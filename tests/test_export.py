@@ -13,6 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from test_session import WALL0, FakeClocks  # 2025-11-24 16:00 UTC, one fake time for both
 
 from engine.config import Settings
 from engine.events import Fill, Side
@@ -30,21 +31,7 @@ from tui.cli import main
 
 S = 1_000_000_000
 DAY = 86_400 * S
-WALL0 = 1_764_000_000 * S  # 2025-11-24 16:00 UTC
 TERMS = ("spread_usd", "rebates_usd", "inventory_usd", "hedge_usd", "funding_usd")
-
-
-class FakeClocks:
-    """One fake time for the engine's monotonic clock and the journal's wall clock."""
-
-    def __init__(self) -> None:
-        self.elapsed_ns = 0
-
-    def monotonic(self) -> int:
-        return self.elapsed_ns
-
-    def wall(self) -> int:
-        return WALL0 + self.elapsed_ns
 
 
 def start_session(state_dir: Path, clocks: FakeClocks):

@@ -419,6 +419,18 @@ def _share(text: str) -> float:
     return _number(text, "a number within 0..1", lambda v: 0.0 <= v <= 1.0)
 
 
+def _journal_reader_state_dir(command: argparse.ArgumentParser) -> None:
+    """`--state-dir` for a command that reads the journal; given before the command, it counts
+    too (the default is SUPPRESS, so the global flag's value is not overwritten)."""
+    command.add_argument(
+        "--state-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="state directory (default: $XDG_STATE_HOME/perpdesk)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser: global options, one subparser per command; no command starts the console."""
     # --config is accepted before or after the command (`perpdesk config --config x.toml`).
@@ -586,13 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the journal in the state directory and print position, day P&L, "
         "the kill state, resting orders and how the last session ended.",
     )
-    status.add_argument(
-        "--state-dir",
-        type=Path,
-        default=argparse.SUPPRESS,  # given before the command, it counts too
-        metavar="DIR",
-        help="state directory (default: $XDG_STATE_HOME/perpdesk)",
-    )
+    _journal_reader_state_dir(status)
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_run_status)
 
@@ -605,13 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(negative: a rebate), maker or taker, and the 5 s and 30 s markouts in bps "
         "(positive: the fill was good for us; empty until the marks exist).",
     )
-    fills.add_argument(
-        "--state-dir",
-        type=Path,
-        default=argparse.SUPPRESS,  # given before the command, it counts too
-        metavar="DIR",
-        help="state directory (default: $XDG_STATE_HOME/perpdesk)",
-    )
+    _journal_reader_state_dir(fills)
     fills.add_argument(
         "--since",
         default=None,
@@ -632,13 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(exact: the terms add up to the net), volume, fills, fill rate, markouts, the "
         "largest inventory, alerts by control, and the sessions that ran.",
     )
-    report.add_argument(
-        "--state-dir",
-        type=Path,
-        default=argparse.SUPPRESS,  # given before the command, it counts too
-        metavar="DIR",
-        help="state directory (default: $XDG_STATE_HOME/perpdesk)",
-    )
+    _journal_reader_state_dir(report)
     report.add_argument(
         "--day",
         default=None,

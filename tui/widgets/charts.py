@@ -674,37 +674,6 @@ def redraw_key(frame: Frame) -> Hashable:
     return (math.floor(frame.wall_time_s), history.empty)
 
 
-class NetPnlChart(LinePane):
-    """Net P&L over the whole session."""
-
-    def key(self, frame: Frame) -> Hashable:
-        return redraw_key(frame)
-
-    def build(self, frame: Frame, width: int, height: int) -> list[Row]:
-        return net_pnl_rows(frame.history, width, height, self.palette)
-
-
-class InventoryChart(LinePane):
-    """Inventory over the whole session, against ±max inventory."""
-
-    def key(self, frame: Frame) -> Hashable:
-        return (redraw_key(frame), frame.snapshot.inventory.max_inventory_usd)
-
-    def build(self, frame: Frame, width: int, height: int) -> list[Row]:
-        max_usd = frame.snapshot.inventory.max_inventory_usd
-        return inventory_rows(frame.history, width, height, self.palette, max_usd)
-
-
-class SpreadChart(LinePane):
-    """The spread terms over the whole session, stacked to the quoted total."""
-
-    def key(self, frame: Frame) -> Hashable:
-        return redraw_key(frame)
-
-    def build(self, frame: Frame, width: int, height: int) -> list[Row]:
-        return spread_rows(frame.history, width, height, self.palette)
-
-
 class SessionCharts(LinePane):
     """One to three session charts stacked (net P&L, inventory, spread), by the pane's height."""
 
