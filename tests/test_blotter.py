@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from rich.text import Text
+from test_session import run  # moves the clocks' elapsed_ns, pumps the engine
 
 from engine.config import Settings
 from engine.journal.export import read_blotter
@@ -40,12 +41,6 @@ class Clocks:
 SETTINGS = Settings.model_validate(
     {"sim": {"regime": "volatile", "informed_share": 0.5}, "strategy": {"quote_size_usd": 600.0}}
 )
-
-
-def run(engine, clocks: Clocks, seconds: float, step_s: float = 0.05) -> None:
-    for _ in range(round(seconds / step_s)):
-        clocks.elapsed_ns += round(step_s * S)
-        engine.pump()
 
 
 @pytest.fixture

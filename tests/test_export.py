@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from test_session import WALL0, FakeClocks  # 2025-11-24 16:00 UTC, one fake time for both
+from test_session import WALL0, FakeClocks, run  # WALL0: 2025-11-24 16:00 UTC
 
 from engine.config import Settings
 from engine.events import Fill, Side
@@ -44,12 +44,6 @@ def start_session(state_dir: Path, clocks: FakeClocks):
         }
     )
     return open_engine(settings, state_dir, wall_ns=clocks.wall, clock=clocks.monotonic)
-
-
-def run(engine, clocks: FakeClocks, seconds: float, step_s: float = 0.05) -> None:
-    for _ in range(round(seconds / step_s)):
-        clocks.elapsed_ns += round(step_s * S)
-        engine.pump()
 
 
 @pytest.fixture(scope="module")
