@@ -168,7 +168,6 @@ class LiveEngine:
         self.snapshots_published = 1
         self.pumps = 0
         """Wake-ups done so far (tests wait on it)."""
-        """Net P&L in USD, sampled once a second of session time (an hour kept)."""
         self.history = SessionHistory(self.sim0_ns)
         """Net P&L, inventory and the spread terms over the whole session, one sample a second
         of sim time, downsampled to a bounded number of buckets (the console's session charts)."""

@@ -836,7 +836,8 @@ class Quoter:
             now_ns,
             Severity.INFO,
             "operator",
-            f"set {dotted} {setting_text(before)} -> {setting_text(after)} (not saved)",
+            # the new value first: a narrow alert line cuts the end, never the value
+            f"{dotted} now {setting_text(after)} (was {setting_text(before)}; not saved)",
         )
         actions = self._check_daily_loss(now_ns)  # a lower loss limit may be crossed already
         if self.state is EngineState.KILLED:
@@ -1487,6 +1488,16 @@ class Quoter:
             detail, _ = self._streak_detail(sides, now_ns)
             phase = Phase.NOT_QUOTING if len(sides) == 2 else Phase.ONE_SIDED
             return phase, f"{phase}: {detail}", detail, sides
+        # held back by our own limits: the position cap on a side, or the rate budget
+        capped = tuple(side for side in _SIDES if self._cap_blocked[side])
+        if capped:
+            names = " and ".join("bids" if side is Side.BUY else "asks" for side in capped)
+            detail = f"{names} held: the position is at its cap"
+            phase = Phase.NOT_QUOTING if len(capped) == 2 else Phase.ONE_SIDED
+            return phase, f"{phase}: {detail}", detail, capped
+        if self._throttled:
+            detail = "quotes held back: the API rate budget is spent"
+            return Phase.NOT_QUOTING, f"{Phase.NOT_QUOTING}: {detail}", detail, _SIDES
         return Phase.QUOTING, "quoting", "", ()
 
     def working_order(self, order_id: str) -> WorkingOrder | None:

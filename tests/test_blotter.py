@@ -103,8 +103,14 @@ async def test_the_blotter_shows_the_earlier_sessions_fills_after_a_restart(
         await wait_read(blotter, 2)
         await pilot.pause()
         assert blotter.show_orders and table.row_count > 0
-        events = {cells(table.get_row_at(i))[5] for i in range(table.row_count)}
+        events = {cells(table.get_row_at(i))[5].split()[0] for i in range(table.row_count)}
         assert "sent" in events
+        await pilot.press("s")  # side: buy, then sell (an order's answers carry no side)
+        await pilot.pause()
+        assert blotter.side == "sell"
+        sell_rows = [cells(table.get_row_at(i)) for i in range(table.row_count)]
+        assert sell_rows and all(row[1] == "SELL" for row in sell_rows)
+        assert {row[5].split()[0] for row in sell_rows} > {"sent"}  # answers kept with them
 
         await pilot.press("4")  # the day's alerts, this session's restart alert included
         log = app.query_one(AlertsLog)

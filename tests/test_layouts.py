@@ -16,8 +16,8 @@ from tui.widgets import LinePane
 SIZES = ((80, 24), (100, 30), (120, 40), (160, 30), (200, 60))
 DESK_PANES = ("#status", "#ladder", "#quotes", "#inventory", "#spread", "#keys")
 
-# a number cut short: digits (with , or .) followed by the ellipsis
-_CUT_NUMBER = re.compile(r"[0-9][0-9,.]*…")
+# a number cut short: a digit, sign or $ (then digits, , or .) right before the ellipsis
+_CUT_NUMBER = re.compile(r"[0-9+\-$][0-9,.]*…")
 
 
 def shown(app: PerpdeskApp, selector: str) -> bool:
@@ -79,7 +79,11 @@ async def test_every_view_is_one_key_away(width: int, height: int) -> None:
         await pilot.press("2")
         await settle(app, pilot)
         assert app.current_view == "pnl"
-        assert shown(app, "#pnl-full") and shown(app, "#charts")
+        assert shown(app, "#pnl-full") and shown(app, "#charts") and shown(app, "#alerts-pnl")
+        charts = "\n".join(rows_of(app, "#charts"))
+        for title in ("net P&L", "inventory", "spread"):  # all three, at 80x24 too
+            assert title in charts, (title, charts)
+        assert not shown(app, "#alert-line")
         assert not shown(app, "#ladder")
         assert any("net P&L" in row for row in rows_of(app, "#pnl-full"))
         await pilot.press("3")

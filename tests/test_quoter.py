@@ -33,7 +33,7 @@ from engine.events import (
 from engine.quoter import Quoter, WorkingOrder
 from engine.sim.market import SimMarket
 from engine.sim.params import SimParams
-from engine.snapshot import EngineState
+from engine.snapshot import EngineState, Phase
 
 
 def alerts_of(desk: Desk, control: str) -> list[str]:
@@ -215,6 +215,9 @@ def test_the_position_cap_is_20_percent_of_capital_and_stops_the_side_that_adds(
     assert desk.quote(Side.BUY) is None
     assert desk.quote(Side.SELL) is not None
     assert any("not quoting the bid" in m for m in alerts_of(desk, "position cap"))
+    # the header's badge says so: one-sided, the bid held at the cap, never QUOTING
+    phase, _, detail, sides = desk.quoter.phase(desk.now_ns)
+    assert phase is Phase.ONE_SIDED and sides == (Side.BUY,) and "cap" in detail
 
 
 def test_kill_switch_fires_at_minus_300_on_10000_of_capital():
@@ -482,6 +485,10 @@ def test_rate_limit_warns_at_80_percent_and_throttles_at_the_limit():
         desk.tick(dt_s=3.0)
     assert alerts_of(desk, "rate limit")
     assert desk.quoter.budget.used(desk.now_ns) <= 20
+    # quotes held back: the badge says NOT QUOTING and why, never QUOTING
+    phase, _, detail, _ = desk.quoter.phase(desk.now_ns)
+    assert phase is Phase.NOT_QUOTING and "rate budget" in detail
+    assert any("quotes held back" in m for m in alerts_of(desk, "rate limit"))
 
 
 def test_a_crossed_or_malformed_book_is_rejected_with_an_alert():

@@ -171,7 +171,7 @@ def test_a_set_base_spread_requotes_at_once_at_the_new_total_and_alerts():
     assert desk.quote(Side.BUY).price == 99_965.0  # type: ignore[union-attr]
     (alert,) = [a for a in desk.quoter.alerts if "base_spread_bps" in a.message]
     assert (alert.severity, alert.control) == (Severity.INFO, "operator")
-    assert alert.message == "set strategy.base_spread_bps 5 -> 7 (not saved)"
+    assert alert.message == "strategy.base_spread_bps now 7 (was 5; not saved)"
 
 
 def test_derived_limits_follow_a_set_at_once():
@@ -243,7 +243,7 @@ def test_a_journaled_session_records_the_set_command(tmp_path: Path):
         {"command": "SetSetting", "section": "strategy", "name": "base_spread_bps", "value": 7.0}
     ]
     alerts = [json.loads(data) for *_, kind, data in iter_records(tmp_path) if kind == "alert"]
-    assert any("set strategy.base_spread_bps 5 -> 7" in str(alert) for alert in alerts)
+    assert any("strategy.base_spread_bps now 7 (was 5" in str(alert) for alert in alerts)
 
 
 # ---- save settings and `perpdesk config` ------------------------------------------------------
@@ -349,7 +349,7 @@ async def test_set_base_spread_bps_7_in_the_palette_requotes_at_7_and_alerts() -
         assert spread is not None and spread.base_bps == 7.0
         assert app.settings.strategy.base_spread_bps == 7.0
         messages = [a.message for a in app.engine.snapshot.alerts]
-        assert "set strategy.base_spread_bps 5 -> 7 (not saved)" in messages
+        assert "strategy.base_spread_bps now 7 (was 5; not saved)" in messages
 
 
 async def test_a_bad_value_in_the_palette_is_one_error_line_and_changes_nothing() -> None:

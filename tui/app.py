@@ -263,6 +263,7 @@ class PerpdeskApp(App[int]):
         side_alerts = AlertsPane(p, title="Risk alerts, newest first", id="alerts-side")
         full_pnl = PnlPane(p, title="P&L, USD", id="pnl-full")
         charts = SessionCharts(p, title="The session", id="charts")
+        pnl_alerts = AlertsPane(p, title="Risk alerts, newest first", id="alerts-pnl")
         alert_line = AlertLine(p, id="alert-line")
         blotter = BlotterView(self._state_dir, p, id="blotter")
         blotter.price_decimals, blotter.size_decimals = self._price_decimals, self._size_decimals
@@ -279,7 +280,7 @@ class PerpdeskApp(App[int]):
         )
         self._panes = [
             status, banner, ladder, quotes, inventory, spread, pnl, alerts, side_alerts,
-            full_pnl, charts, alert_line, keys,
+            full_pnl, charts, pnl_alerts, alert_line, keys,
         ]  # fmt: skip
         yield status
         yield banner
@@ -296,7 +297,9 @@ class PerpdeskApp(App[int]):
                         yield side_alerts
                 yield alerts
             with Horizontal(id="pnl-view"):
-                yield full_pnl
+                with Vertical(id="pnl-left"):
+                    yield full_pnl
+                    yield pnl_alerts
                 yield charts
             yield blotter
             yield alerts_log
@@ -351,9 +354,8 @@ class PerpdeskApp(App[int]):
 
     def _show_alert_line(self) -> None:
         # The newest alert on one line wherever no alerts pane is on screen.
-        hidden = self.current_view == "alerts" or (
-            self.current_view == "desk" and self.desk_layout != "compact"
-        )
+        view = self.current_view
+        hidden = view in ("alerts", "pnl") or (view == "desk" and self.desk_layout != "compact")
         self.set_class(not hidden, "-alert-line")
 
     # ---- views --------------------------------------------------------------------------------

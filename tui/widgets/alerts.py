@@ -61,7 +61,7 @@ class AlertsPane(LinePane):
                 Segment(f" {fmt.clock(frame.alert_time_s(alert.ts_ns))} ", p.muted),
                 Segment(f"{alert.severity.value:<{_SEVERITY_W}}", styles[alert.severity]),
                 Segment(fmt.fit(alert.control, _CONTROL_W - 1) + " ", p.heading),
-                Segment(fmt.fit(alert.message, message_w), p.text),
+                Segment(fmt.fit_words(alert.message, message_w).ljust(message_w), p.text),
             ]
             if value_w:
                 row.append(Segment(figure.rjust(value_w), p.text))

@@ -126,14 +126,17 @@ class _JournalTable(Vertical):
             return
         self._reading = True
         try:
-            changed = await asyncio.to_thread(self.read)
+            updates = await asyncio.to_thread(self.read)
         except Exception as err:  # a journal being rotated or repaired: say so, try again
             self.query_one(".journal-filter", Static).update(f" journal unreadable: {err}")
             return
         finally:
             self._reading = False
         self.reads += 1
-        if changed:
+        # applied here, on the loop: what the table shows never changes under it from the thread
+        for name, value in updates.items():
+            setattr(self, name, value)
+        if updates.keys() - {"_last_record"}:
             self.rebuild()
 
     # ---- what subclasses write ----------------------------------------------------------------
@@ -141,8 +144,9 @@ class _JournalTable(Vertical):
     def columns(self) -> Sequence[str]:
         raise NotImplementedError
 
-    def read(self) -> bool:
-        """Read new records (in a thread); True if the rows changed."""
+    def read(self) -> dict[str, Any]:
+        """Read new records (in a thread, touching nothing shown): the attributes to set on
+        the loop, empty if the rows did not change."""
         raise NotImplementedError
 
     def rows(self) -> list[tuple[str, list[Any]]]:
@@ -197,11 +201,11 @@ class BlotterView(_JournalTable):
 
     def columns(self) -> Sequence[str]:
         return (
-            "time (UTC)", "side", "price", "size", "fee/rebate", "kind", "mk 5s bps",
+            "time (UTC)", "side", "price", "size", "fee-/rebate+", "kind", "mk 5s bps",
             "mk 30s bps", "order id",
         )  # fmt: skip
 
-    def read(self) -> bool:
+    def read(self) -> dict[str, Any]:
         from engine.journal.export import read_blotter, refresh_markouts
 
         assert self.state_dir is not None
@@ -213,47 +217,55 @@ class BlotterView(_JournalTable):
             blotter = read_blotter(
                 self.state_dir, since_ns=day_start_ns(now), orders=False, alerts=False
             )
-            self.fills = {_key(f): f for f in blotter.fills}
-            self.orders = {}
+            orders: dict[tuple[int, int, str], Any] = {}
             if with_orders:
                 since = max(day_start_ns(now), now - ORDERS_SPAN_S * _NS_PER_S)
                 recent = read_blotter(self.state_dir, since_ns=since, alerts=False)
-                self.orders = {_key(o): o for o in recent.orders}
-            self._orders_read = with_orders
-            self._last_record = blotter.last_record
-            return True
+                orders = {_key(o): o for o in recent.orders}
+            return {
+                "fills": {_key(f): f for f in blotter.fills},
+                "orders": orders,
+                "_orders_read": with_orders,
+                "_last_record": blotter.last_record,
+            }
         blotter = read_blotter(
             self.state_dir, after_record=self._last_record, orders=with_orders, alerts=False
         )
+        fills = dict(self.fills)  # a copy: the loop keeps showing the old one meanwhile
+        orders = dict(self.orders)
         changed = bool(blotter.fills or blotter.orders)
         for fill in blotter.fills:
-            self.fills[_key(fill)] = fill
+            fills[_key(fill)] = fill
         for order in blotter.orders:
-            self.orders[_key(order)] = order
-        self._last_record = blotter.last_record
+            orders[_key(order)] = order
         # fills whose markouts were not known yet: their marks may be in the journal now
         pending = {
             k: f
-            for k, f in self.fills.items()
+            for k, f in fills.items()
             if not f.markouts_known and now - f.ts_ns < MARKOUT_WAIT_S * _NS_PER_S
         }
         if pending:
             keys = list(pending)
             for key, fill in zip(keys, refresh_markouts(self.state_dir, list(pending.values())),
                                  strict=True):  # fmt: skip
-                if fill != self.fills[key]:
-                    self.fills[key] = fill
+                if fill != fills[key]:
+                    fills[key] = fill
                     changed = True
-        return changed
+        updates: dict[str, Any] = {"_last_record": blotter.last_record}
+        if changed:
+            updates.update(fills=fills, orders=orders)
+        return updates
 
     def rows(self) -> list[tuple[str, list[Any]]]:
         p = self.palette
         pd, sd = self.price_decimals, self.size_decimals
         out: list[tuple[str, list[Any]]] = []
         if self.show_orders:
+            sides = {o.order_id: o.side for o in self.orders.values() if o.side}
             for rid in sorted(self.orders, reverse=True):
                 o = self.orders[rid]
-                if self.side != "all" and o.side != self.side:
+                side = o.side or sides.get(o.order_id)
+                if self.side != "all" and side != self.side:
                     continue
                 if self.kind != "all" and not o.event.startswith(self.kind):
                     continue
@@ -262,8 +274,8 @@ class BlotterView(_JournalTable):
                 out.append(
                     (
                         f"o{len(out)}",
-                        [_clock(o.ts_ns), _side(o.side, p) if o.side else "", _right(price),
-                         _right(size), "", o.event, "", "", o.order_id],
+                        [_clock(o.ts_ns), _side(side, p) if side else "", _right(price),
+                         _right(size), "", f"{o.event} {o.detail}".strip(), "", "", o.order_id],
                     )
                 )  # fmt: skip
             return out
@@ -330,19 +342,22 @@ class AlertsLog(_JournalTable):
     def columns(self) -> Sequence[str]:
         return ("time (UTC)", "severity", "control", "what", "value", "limit")
 
-    def read(self) -> bool:
+    def read(self) -> dict[str, Any]:
         from engine.journal.export import read_blotter
 
         assert self.state_dir is not None
         if self._last_record is None:
-            blotter = read_blotter(self.state_dir, since_ns=day_start_ns(time.time_ns()))
+            since = day_start_ns(time.time_ns())
+            blotter = read_blotter(self.state_dir, since_ns=since, orders=False)
         else:
-            blotter = read_blotter(self.state_dir, after_record=self._last_record)
-        for alert in blotter.alerts:
-            self.alerts[_key(alert)] = alert
-        if blotter.last_record is not None:
-            self._last_record = blotter.last_record
-        return bool(blotter.alerts)
+            blotter = read_blotter(self.state_dir, after_record=self._last_record, orders=False)
+        updates: dict[str, Any] = {"_last_record": blotter.last_record}
+        if blotter.alerts:
+            alerts = dict(self.alerts)
+            for alert in blotter.alerts:
+                alerts[_key(alert)] = alert
+            updates["alerts"] = alerts
+        return updates
 
     def rows(self) -> list[tuple[str, list[Any]]]:
         p = self.palette

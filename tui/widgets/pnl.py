@@ -55,21 +55,41 @@ class PnlPane(LinePane):
         day_style = p.critical if used >= 80 else p.warning if used >= 50 else p.text
         day_used = f" ({used:.0f}% used)" if used else ""
         fill_rate = "n/a" if pnl.fill_rate is None else f"{pnl.fill_rate * 100:.0f}%"
-        markouts = " ".join(f"{label} {fmt.signed_bps(v, 1)}" for label, v in pnl.markouts_bps)
+        markouts = [f"{label} {fmt.signed_bps(v, 1)}" for label, v in pnl.markouts_bps]
+        room = width - 12
+
+        def first_fit(*texts: str) -> str:
+            """The longest wording that fits whole; the last one cut at a word, never inside
+            a number."""
+            for text in texts:
+                if len(text) <= room:
+                    return text
+            return fmt.fit_words(texts[-1], room)
 
         def info(label: str, text: str, style: Style = p.text) -> Row:
-            return [Segment(f" {label:<11}", p.muted), Segment(fmt.fit(text, width - 12), style)]
+            return [Segment(f" {label:<11}", p.muted), Segment(text, style)]
 
+        day = f"{fmt.signed_usd(pnl.day_pnl_usd)} of -{fmt.usd(limit, 0)}"
         rows += [
+            info("day", first_fit(f"{day} limit{day_used}", f"{day}{day_used}", day), day_style),
+            info("fees paid", first_fit(fmt.signed_usd(pnl.fees_paid_usd))),
             info(
-                "day",
-                f"{fmt.signed_usd(pnl.day_pnl_usd)} of -{fmt.usd(limit, 0)} limit{day_used}",
-                day_style,
+                "volume",
+                first_fit(
+                    f"{fmt.usd(pnl.volume_usd, 0)} · {pnl.fills} fills", f"{pnl.fills} fills"
+                ),
             ),
-            info("fees paid", fmt.signed_usd(pnl.fees_paid_usd)),
-            info("volume", f"{fmt.usd(pnl.volume_usd, 0)} · {pnl.fills} fills"),
-            info("fill rate", fill_rate if pnl.fill_rate is None else f"{fill_rate} of quotes"),
-            info("markouts", f"{markouts} bps"),
+            info(
+                "fill rate",
+                first_fit(
+                    fill_rate if pnl.fill_rate is None else f"{fill_rate} of quotes", fill_rate
+                ),
+            ),
+            # the longest horizons first: a 30 s markout says more than a 1 s one
+            info(
+                "markouts",
+                first_fit(*(" ".join(markouts[i:]) + " bps" for i in range(len(markouts)))),
+            ),
         ]
 
         chart_h = height - len(rows)
