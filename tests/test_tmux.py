@@ -49,6 +49,7 @@ def test_at_80x24_the_header_shows_net_pnl_and_a_new_alert_comes_with_its_frame(
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "TERM": "xterm-256color",
         "PATH": os.environ.get("PATH", ""),
+        "PERPDESK_STRATEGY__VOL_MIN_SAMPLES": "2",  # quoting after 2 s of warm-up, not 10
     }
     command = " ".join(
         [
