@@ -64,21 +64,6 @@ class SpreadMeans:
             total_bps=mean(self.total_bps, later.total_bps),
         )
 
-    def with_sample(self, spread: SpreadBreakdown) -> SpreadMeans:
-        """These means with one more sample (the same as merging `SpreadMeans.of(spread)`)."""
-        n = self.samples + 1
-        k = self.samples / n
-        other = spread.adverse_widen_bps + spread.breaker_widen_bps
-        return SpreadMeans(
-            n,
-            self.base_bps * k + spread.base_bps / n,
-            self.vol_premium_bps * k + spread.vol_premium_bps / n,
-            self.inventory_premium_bps * k + spread.inventory_premium_bps / n,
-            self.manual_widen_bps * k + spread.manual_widen_bps / n,
-            self.other_widen_bps * k + other / n,
-            self.total_bps * k + spread.total_bps / n,
-        )
-
 
 def _merged_spread(a: SpreadMeans | None, b: SpreadMeans | None) -> SpreadMeans | None:
     if a is None:
@@ -179,40 +164,21 @@ class SessionHistory:
         offset_ns = max(ts_ns - self.start_ns, self._span_ns)
         index = offset_ns // self._bucket_ns
         buckets, indices = self._buckets, self._indices
-        if indices and indices[-1] == index:
-            # into the open bucket: one new object, no merge of a one-sample bucket
-            last = buckets[-1]
-            if spread is None:
-                means = last.spread
-            elif last.spread is None:
-                means = SpreadMeans.of(spread)
-            else:
-                means = last.spread.with_sample(spread)
-            buckets[-1] = HistoryBucket(
-                last.start_s,
-                last.samples + 1,
-                net_pnl_usd,
-                min(last.net_pnl_min_usd, net_pnl_usd),
-                max(last.net_pnl_max_usd, net_pnl_usd),
-                inventory_usd,
-                min(last.inventory_min_usd, inventory_usd),
-                max(last.inventory_max_usd, inventory_usd),
-                means,
-            )
+        sample = HistoryBucket(
+            index * self._bucket_ns / _NS_PER_S,
+            1,
+            net_pnl_usd,
+            net_pnl_usd,
+            net_pnl_usd,
+            inventory_usd,
+            inventory_usd,
+            inventory_usd,
+            None if spread is None else SpreadMeans.of(spread),
+        )
+        if indices and indices[-1] == index:  # into the open bucket
+            buckets[-1] = buckets[-1].merged(sample)
         else:
-            buckets.append(
-                HistoryBucket(
-                    index * self._bucket_ns / _NS_PER_S,
-                    1,
-                    net_pnl_usd,
-                    net_pnl_usd,
-                    net_pnl_usd,
-                    inventory_usd,
-                    inventory_usd,
-                    inventory_usd,
-                    None if spread is None else SpreadMeans.of(spread),
-                )
-            )
+            buckets.append(sample)
             indices.append(index)
             while len(self._buckets) > self.capacity:  # samples far apart: maybe more than once
                 self._halve()

@@ -183,6 +183,13 @@ class WorkingOrder:
     sent_ns: int
 
 
+def _held(sides: tuple[Side, ...], detail: str) -> tuple[Phase, str, str, tuple[Side, ...]]:
+    """The phase of quotes held on `sides` (ONE-SIDED, or NOT QUOTING for both): (phase,
+    status line, detail, sides)."""
+    phase = Phase.NOT_QUOTING if len(sides) == 2 else Phase.ONE_SIDED
+    return phase, f"{phase}: {detail}", detail, sides
+
+
 class Quoter:
     """Owns the book, volatility, inventory, P&L, risk state and our orders for one symbol."""
 
@@ -620,8 +627,7 @@ class Quoter:
     def _streak_text(self, sides: tuple[Side, ...], now_ns: int) -> tuple[str, float]:
         """The status line for reject streaks on `sides`, and how long (s) they have lasted."""
         detail, lasted_s = self._streak_detail(sides, now_ns)
-        phase = Phase.NOT_QUOTING if len(sides) == 2 else Phase.ONE_SIDED
-        return f"{phase}: {detail}", lasted_s
+        return _held(sides, detail)[1], lasted_s
 
     def _streak_detail(self, sides: tuple[Side, ...], now_ns: int) -> tuple[str, float]:
         """Which sides are rejected, for how long, why and when we try again (the status line
@@ -817,17 +823,18 @@ class Quoter:
         dotted = f"{command.section}.{command.name}"
         try:
             section, name = resolve_setting(dotted)
-            before = getattr(self.strategy if section == "strategy" else self.risk, name)
-            if section == "strategy":
-                self.strategy = with_setting(self.strategy, section, name, command.value)
-            else:
-                self.risk = with_setting(self.risk, section, name, command.value)
+            current = self.strategy if section == "strategy" else self.risk
+            updated = with_setting(current, section, name, command.value)
         except ConfigError as err:
             self._alert(
                 now_ns, Severity.WARNING, "operator", f"set refused: {'; '.join(err.problems)}"
             )
             return []
-        after = getattr(self.strategy if section == "strategy" else self.risk, name)
+        if isinstance(updated, StrategySettings):
+            self.strategy = updated
+        else:
+            self.risk = updated
+        before, after = getattr(current, name), getattr(updated, name)
         # Derived numbers (hedge threshold, position cap, loss limit) are properties of the
         # settings; these two live in objects the core built from them at start.
         self.budget.warn_pct = self.risk.rate_limit_warn_pct
@@ -1485,19 +1492,14 @@ class Quoter:
             return (*block, ())
         sides = self._long_streaks(now_ns)
         if sides:
-            detail, _ = self._streak_detail(sides, now_ns)
-            phase = Phase.NOT_QUOTING if len(sides) == 2 else Phase.ONE_SIDED
-            return phase, f"{phase}: {detail}", detail, sides
+            return _held(sides, self._streak_detail(sides, now_ns)[0])
         # held back by our own limits: the position cap on a side, or the rate budget
         capped = tuple(side for side in _SIDES if self._cap_blocked[side])
         if capped:
             names = " and ".join("bids" if side is Side.BUY else "asks" for side in capped)
-            detail = f"{names} held: the position is at its cap"
-            phase = Phase.NOT_QUOTING if len(capped) == 2 else Phase.ONE_SIDED
-            return phase, f"{phase}: {detail}", detail, capped
+            return _held(capped, f"{names} held: the position is at its cap")
         if self._throttled:
-            detail = "quotes held back: the API rate budget is spent"
-            return Phase.NOT_QUOTING, f"{Phase.NOT_QUOTING}: {detail}", detail, _SIDES
+            return _held(_SIDES, "quotes held back: the API rate budget is spent")
         return Phase.QUOTING, "quoting", "", ()
 
     def working_order(self, order_id: str) -> WorkingOrder | None:

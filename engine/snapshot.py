@@ -33,9 +33,10 @@ class Phase(StrEnum):
     """Too few volatility samples to price a spread."""
     QUOTING = "QUOTING"
     ONE_SIDED = "ONE-SIDED"
-    """One side's quotes rejected for `risk.reject_streak_s` or more; `missing_sides` says which."""
+    """One side not quoted: rejected by the venue for `risk.reject_streak_s` or more, or held
+    at the position cap; `missing_sides` says which."""
     NOT_QUOTING = "NOT QUOTING"
-    """Both sides' quotes rejected for `risk.reject_streak_s` or more."""
+    """Neither side quoted: both rejected, both at the cap, or the API rate budget spent."""
     PAUSED = "PAUSED"
     STALE_FEED = "STALE FEED"
     """No book update for `risk.stale_feed_s`: quotes pulled until the feed is back."""
@@ -111,5 +112,4 @@ class EngineSnapshot:
     "bids rejected for 12 s (post-only would cross); next try in 4 s", for KILLED the reason,
     "" while quoting normally."""
     missing_sides: tuple[Side, ...] = ()
-    """The sides not quoted because the venue keeps rejecting them (ONE-SIDED: one side,
-    NOT QUOTING: both), else ()."""
+    """The sides not quoted (ONE-SIDED: one side, NOT QUOTING: both), else ()."""

@@ -198,10 +198,15 @@ class PerpdeskApp(App[int]):
         standalone: bool = False,
         environ: Mapping[str, str] | None = None,
         state_dir: Path | None = None,
+        config_path: Path | None = None,
     ) -> None:
         super().__init__()
         self._state_dir = state_dir
         """The journal's directory: the blotter and the alerts view read the whole day there."""
+        self.config_path = config_path
+        """The config file the settings came from (None: none); `save settings` writes to it."""
+        self._settings_saved = settings
+        """What `save settings` compares with: the settings at start, or at the last save."""
         self.desk_layout = "wide"
         self.current_view = "desk"
         self.settings = settings
@@ -491,11 +496,6 @@ class PerpdeskApp(App[int]):
 
     # ---- the command palette (ctrl+p): tui/commands.py ----------------------------------------
 
-    config_path: Path | None = None
-    """The config file the settings came from (None: none); `save settings` writes to it."""
-    _settings_saved: Settings | None = None
-    """What `save settings` compares with: the settings at start, or at the last save."""
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # In the palette `k` is a letter of what is typed (`set risk.`), not the kill switch:
         # the palette has its own `kill`, and escape gives the key back.
@@ -510,8 +510,6 @@ class PerpdeskApp(App[int]):
         except ConfigError as err:
             self.notify("; ".join(err.problems), severity="error", markup=False)
             return False
-        if self._settings_saved is None:
-            self._settings_saved = self.settings
         self.settings = settings
         new = getattr(getattr(settings, section), field)
         self.engine.send(SetSetting(section, field, new))
@@ -531,8 +529,7 @@ class PerpdeskApp(App[int]):
 
     def action_save_settings(self) -> None:
         """Write the settings changed here into the config file, its comments kept."""
-        saved = self.settings if self._settings_saved is None else self._settings_saved
-        changes = changed_settings(saved, self.settings)
+        changes = changed_settings(self._settings_saved, self.settings)
         if not changes:
             self.notify("nothing to save: no setting changed since the start or the last save")
             return
@@ -586,8 +583,9 @@ def run_console(
         nonlocal engine
         if engine is None:
             engine = await _connect(settings, state_dir, adopt_journal)
-        app = PerpdeskApp(settings, engine, standalone=True, state_dir=state_dir)
-        app.config_path = config_path  # `save settings` writes there
+        app = PerpdeskApp(
+            settings, engine, standalone=True, state_dir=state_dir, config_path=config_path
+        )
         exit_kind = "crash"  # unless the app returns normally
         try:
             code = await app.run_async(mouse=False)

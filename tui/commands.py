@@ -59,7 +59,7 @@ class DeskCommands(Provider):
         yield (
             SAVE,
             "write the settings changed here into the config file, comments kept",
-            (app.action_save_settings),
+            app.action_save_settings,
         )
 
     async def discover(self) -> Hits:

@@ -244,6 +244,7 @@ def read_blotter(
     *,
     since_ns: int | None = None,
     after_record: int | None = None,
+    fills: bool = True,
     orders: bool = True,
     alerts: bool = True,
 ) -> Blotter:
@@ -252,11 +253,16 @@ def read_blotter(
     `since_ns`: only rows at or after this wall time. `after_record`: only journal rows after
     this one (a `last_record`): the console reads only what is new, each second. A full read
     (no `after_record`) also includes records still in a recovery file (record_id None).
-    `orders`/`alerts` False leaves those kinds out (faster; the next incremental read with
-    them must not start from this read's `last_record`). Markouts of fills of the last 30 s
-    are None until their marks exist: `refresh_markouts` fills them in later. NoJournal when
-    there is no journal; JournalError (one line) for a record that cannot be read."""
-    kinds = ("fill", "mark", *(("alert",) if alerts else ()), *(_ORDER_EVENTS if orders else ()))
+    `fills`/`orders`/`alerts` False leaves those kinds out (fills: their marks too; faster,
+    but the next incremental read with them must not start from this read's `last_record`).
+    Markouts of fills of the last 30 s are None until their marks exist: `refresh_markouts`
+    fills them in later. NoJournal when there is no journal; JournalError (one line) for a
+    record that cannot be read."""
+    kinds = (
+        *(("fill", "mark") if fills else ()),
+        *(("alert",) if alerts else ()),
+        *(_ORDER_EVENTS if orders else ()),
+    )
     conn, path = _connect(state_dir)
     try:
         try:

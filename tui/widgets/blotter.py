@@ -22,6 +22,7 @@ from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
+from engine.journal.export import AlertRow, FillRow, OrderRow, read_blotter, refresh_markouts
 from tui.widgets import fmt
 from tui.widgets.palette import Palette
 
@@ -58,12 +59,6 @@ def _side(side: str, p: Palette) -> Text:
     return Text(side.upper(), style=p.bid_strong if side == "buy" else p.ask_strong)
 
 
-def _key(row: Any) -> tuple[int, int, str]:
-    """A row's place, newest last: the journal's record id, else (a recovery file's record)
-    its time."""
-    return (row.ts_ns, -1 if row.record_id is None else row.record_id, repr(row))
-
-
 def _right(text: str) -> Text:
     return Text(text, justify="right")
 
@@ -87,6 +82,7 @@ class _JournalTable(Vertical):
         self.state_dir = state_dir
         self.palette = palette
         self._last_record: int | None = None
+        self._failed = False
         self._reading = False
         self._timer: Timer | None = None
         self.reads = 0
@@ -129,6 +125,7 @@ class _JournalTable(Vertical):
             updates = await asyncio.to_thread(self.read)
         except Exception as err:  # a journal being rotated or repaired: say so, try again
             self.query_one(".journal-filter", Static).update(f" journal unreadable: {err}")
+            self._failed = True
             return
         finally:
             self._reading = False
@@ -138,6 +135,9 @@ class _JournalTable(Vertical):
             setattr(self, name, value)
         if updates.keys() - {"_last_record"}:
             self.rebuild()
+        elif self._failed:
+            self._show_filter()  # the error line goes once a read works again
+        self._failed = False
 
     # ---- what subclasses write ----------------------------------------------------------------
 
@@ -149,8 +149,8 @@ class _JournalTable(Vertical):
         the loop, empty if the rows did not change."""
         raise NotImplementedError
 
-    def rows(self) -> list[tuple[str, list[Any]]]:
-        """(key, cells) of the rows the filters let through, newest first."""
+    def rows(self) -> list[list[Any]]:
+        """The cells of the rows the filters let through, newest first."""
         raise NotImplementedError
 
     def filter_text(self) -> str:
@@ -171,8 +171,8 @@ class _JournalTable(Vertical):
         table = self.table
         row = table.cursor_row
         table.clear()
-        for key, cells in self.rows():
-            table.add_row(*cells, key=key)
+        for cells in self.rows():
+            table.add_row(*cells)
         if table.row_count:
             table.move_cursor(row=min(row, table.row_count - 1), animate=False)
         self._show_filter()
@@ -190,8 +190,9 @@ class BlotterView(_JournalTable):
 
     def __init__(self, state_dir: Path | None, palette: Palette, *, id: str | None = None) -> None:
         super().__init__(state_dir, palette, id=id)
-        self.fills: dict[tuple[int, int, str], Any] = {}
-        self.orders: dict[tuple[int, int, str], Any] = {}
+        self.fills: tuple[FillRow, ...] = ()
+        """The day's fills, oldest first (the journal's order)."""
+        self.orders: tuple[OrderRow, ...] = ()
         self.show_orders = False
         self._orders_read = False
         self.side = "all"
@@ -206,8 +207,6 @@ class BlotterView(_JournalTable):
         )  # fmt: skip
 
     def read(self) -> dict[str, Any]:
-        from engine.journal.export import read_blotter, refresh_markouts
-
         assert self.state_dir is not None
         now = time.time_ns()
         with_orders = self.show_orders
@@ -217,53 +216,47 @@ class BlotterView(_JournalTable):
             blotter = read_blotter(
                 self.state_dir, since_ns=day_start_ns(now), orders=False, alerts=False
             )
-            orders: dict[tuple[int, int, str], Any] = {}
+            fills, orders, last = blotter.fills, (), blotter.last_record
             if with_orders:
                 since = max(day_start_ns(now), now - ORDERS_SPAN_S * _NS_PER_S)
                 recent = read_blotter(self.state_dir, since_ns=since, alerts=False)
-                orders = {_key(o): o for o in recent.orders}
+                # the fills journaled between the two reads come with the second
+                fills += tuple(f for f in recent.fills if (f.record_id or 0) > last)
+                orders, last = recent.orders, recent.last_record
             return {
-                "fills": {_key(f): f for f in blotter.fills},
+                "fills": fills,
                 "orders": orders,
                 "_orders_read": with_orders,
-                "_last_record": blotter.last_record,
+                "_last_record": last,
             }
         blotter = read_blotter(
             self.state_dir, after_record=self._last_record, orders=with_orders, alerts=False
         )
-        fills = dict(self.fills)  # a copy: the loop keeps showing the old one meanwhile
-        orders = dict(self.orders)
+        fills = [*self.fills, *blotter.fills]  # a new list: the loop keeps showing the old one
         changed = bool(blotter.fills or blotter.orders)
-        for fill in blotter.fills:
-            fills[_key(fill)] = fill
-        for order in blotter.orders:
-            orders[_key(order)] = order
         # fills whose markouts were not known yet: their marks may be in the journal now
-        pending = {
-            k: f
-            for k, f in fills.items()
+        pending = [
+            i
+            for i, f in enumerate(fills)
             if not f.markouts_known and now - f.ts_ns < MARKOUT_WAIT_S * _NS_PER_S
-        }
+        ]
         if pending:
-            keys = list(pending)
-            for key, fill in zip(keys, refresh_markouts(self.state_dir, list(pending.values())),
-                                 strict=True):  # fmt: skip
-                if fill != fills[key]:
-                    fills[key] = fill
-                    changed = True
+            known = refresh_markouts(self.state_dir, [fills[i] for i in pending])
+            for i, fill in zip(pending, known, strict=True):
+                changed |= fill != fills[i]
+                fills[i] = fill
         updates: dict[str, Any] = {"_last_record": blotter.last_record}
         if changed:
-            updates.update(fills=fills, orders=orders)
+            updates.update(fills=tuple(fills), orders=self.orders + blotter.orders)
         return updates
 
-    def rows(self) -> list[tuple[str, list[Any]]]:
+    def rows(self) -> list[list[Any]]:
         p = self.palette
         pd, sd = self.price_decimals, self.size_decimals
-        out: list[tuple[str, list[Any]]] = []
+        out: list[list[Any]] = []
         if self.show_orders:
-            sides = {o.order_id: o.side for o in self.orders.values() if o.side}
-            for rid in sorted(self.orders, reverse=True):
-                o = self.orders[rid]
+            sides = {o.order_id: o.side for o in self.orders if o.side}
+            for o in reversed(self.orders):
                 side = o.side or sides.get(o.order_id)
                 if self.side != "all" and side != self.side:
                     continue
@@ -272,28 +265,20 @@ class BlotterView(_JournalTable):
                 price = "" if o.price is None else fmt.price(o.price, pd)
                 size = "" if o.size_base is None else fmt.size(o.size_base, sd)
                 out.append(
-                    (
-                        f"o{len(out)}",
-                        [_clock(o.ts_ns), _side(side, p) if side else "", _right(price),
-                         _right(size), "", f"{o.event} {o.detail}".strip(), "", "", o.order_id],
-                    )
+                    [_clock(o.ts_ns), _side(side, p) if side else "", _right(price),
+                     _right(size), "", f"{o.event} {o.detail}".strip(), "", "", o.order_id]
                 )  # fmt: skip
             return out
-        for rid in sorted(self.fills, reverse=True):
-            f = self.fills[rid]
+        for f in reversed(self.fills):
             if self.side != "all" and f.side != self.side:
                 continue
-            kind = "maker" if f.is_maker else "taker"
-            if self.kind != "all" and kind != self.kind:
+            if self.kind != "all" and f.kind != self.kind:
                 continue
             out.append(
-                (
-                    f"f{len(out)}",
-                    [_clock(f.ts_ns), _side(f.side, p), _right(fmt.price(f.price, pd)),
-                     _right(fmt.size(f.size_base, sd)), _right(fmt.signed_usd(-f.fee_usd, 4)),
-                     kind, _markout(f.markout_5s_bps, p), _markout(f.markout_30s_bps, p),
-                     f.order_id],
-                )
+                [_clock(f.ts_ns), _side(f.side, p), _right(fmt.price(f.price, pd)),
+                 _right(fmt.size(f.size_base, sd)), _right(fmt.signed_usd(-f.fee_usd, 4)),
+                 f.kind, _markout(f.markout_5s_bps, p), _markout(f.markout_30s_bps, p),
+                 f.order_id]
             )  # fmt: skip
         return out
 
@@ -336,46 +321,40 @@ class AlertsLog(_JournalTable):
 
     def __init__(self, state_dir: Path | None, palette: Palette, *, id: str | None = None) -> None:
         super().__init__(state_dir, palette, id=id)
-        self.alerts: dict[tuple[int, int, str], Any] = {}
+        self.alerts: tuple[AlertRow, ...] = ()
+        """The day's alerts, oldest first."""
         self.severity = "all"
 
     def columns(self) -> Sequence[str]:
         return ("time (UTC)", "severity", "control", "what", "value", "limit")
 
     def read(self) -> dict[str, Any]:
-        from engine.journal.export import read_blotter
-
         assert self.state_dir is not None
         if self._last_record is None:
             since = day_start_ns(time.time_ns())
-            blotter = read_blotter(self.state_dir, since_ns=since, orders=False)
+            blotter = read_blotter(self.state_dir, since_ns=since, fills=False, orders=False)
         else:
-            blotter = read_blotter(self.state_dir, after_record=self._last_record, orders=False)
+            blotter = read_blotter(
+                self.state_dir, after_record=self._last_record, fills=False, orders=False
+            )
         updates: dict[str, Any] = {"_last_record": blotter.last_record}
         if blotter.alerts:
-            alerts = dict(self.alerts)
-            for alert in blotter.alerts:
-                alerts[_key(alert)] = alert
-            updates["alerts"] = alerts
+            updates["alerts"] = self.alerts + blotter.alerts
         return updates
 
     def rows(self) -> list[tuple[str, list[Any]]]:
         p = self.palette
         styles = {"info": p.info, "warning": p.warning, "critical": p.critical}
-        out: list[tuple[str, list[Any]]] = []
-        for rid in sorted(self.alerts, reverse=True):
-            a = self.alerts[rid]
+        out: list[list[Any]] = []
+        for a in reversed(self.alerts):
             severity = a.severity.lower()
             if self.severity != "all" and severity != self.severity:
                 continue
             value = "" if a.value is None else f"{a.value:,.2f}"
             limit = "" if a.threshold is None else f"{a.threshold:,.2f}"
             out.append(
-                (
-                    f"a{len(out)}",
-                    [_clock(a.ts_ns), Text(severity, style=styles.get(severity, p.text)),
-                     a.control, a.message, _right(value), _right(limit)],
-                )
+                [_clock(a.ts_ns), Text(severity, style=styles.get(severity, p.text)),
+                 a.control, a.message, _right(value), _right(limit)]
             )  # fmt: skip
         return out
 

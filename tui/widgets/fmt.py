@@ -40,12 +40,19 @@ def signed_bps(value: float | None, decimals: int = 2) -> str:
     return "n/a" if value is None else f"{value:+.{decimals}f}"
 
 
-def age(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
+def age(age_s: float) -> str:
+    """At most 5 cells: `12.3s`, `123s`, `12.3m`, `12.3h`, `123h`."""
+    if age_s < 99.95:
+        return f"{age_s:.1f}s"
+    if age_s < 999.5:
+        return f"{age_s:.0f}s"
+    minutes = age_s / 60
+    if minutes < 99.95:
+        return f"{minutes:.1f}m"
+    hours = age_s / 3600
+    if hours < 99.95:
+        return f"{hours:.1f}h"
+    return f"{min(hours, 9999):.0f}h"
 
 
 def clock(unix_s: float) -> str:

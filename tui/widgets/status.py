@@ -53,7 +53,6 @@ _CLOCK_WIDTH = len("23:59:59Z")
 _EVENTS_WIDTH = len("12,345 ev/s")
 _SWITCH_WIDTH = len("switch OFF")
 _BRAND = "perpdesk"
-# Words that belong to the number before them: the status text is never cut between the two.
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +232,9 @@ def _field(frame: Frame, p: Palette, name: str, width: int) -> tuple[str, Style]
     """One slot's text (at most `width` cells) and style."""
     s = frame.snapshot
     if name == "badge":
-        if frame.stopping:
-            return f" {STOPPING_WORDS} ", p.stopping_badge
-        return f" {BADGE_WORDS[s.phase]} ", _badge_styles(p)[s.phase]
+        phase = None if frame.stopping else s.phase
+        words = STOPPING_WORDS if phase is None else BADGE_WORDS[phase]
+        return f" {words} ", badge_style(p, phase)
     if name == "status":
         detail = "cancelling all orders before exit" if frame.stopping else s.phase_detail
         style = p.warning if s.phase in (Phase.ONE_SIDED, Phase.NOT_QUOTING) else p.text
@@ -249,8 +248,8 @@ def _field(frame: Frame, p: Palette, name: str, width: int) -> tuple[str, Style]
             return "feed -", p.muted
         stale = s.phase is Phase.STALE_FEED or age > frame.stale_feed_s
         if stale:
-            return f"STALE {age_text(age)}", p.warning
-        return f"feed {age_text(age)}", p.text
+            return f"STALE {fmt.age(age)}", p.warning
+        return f"feed {fmt.age(age)}", p.text
     if name == "api":
         limit = s.api_calls_limit
         hot = bool(limit) and s.api_calls_used / limit * 100 >= frame.api_warn_pct
@@ -308,28 +307,12 @@ def net_text(net_usd: float) -> str:
     """`net +$1,234.56` up to ±$99,999.99, then `net +$123.4k`, then `net +$1,234.5m`."""
     value = abs(net_usd)
     if round(value, 2) < 100_000:
-        body = f"{value:,.2f}"
-    elif round(value / 1e3, 1) < 100_000:
+        return f"net {fmt.signed_usd(net_usd)}"
+    if round(value / 1e3, 1) < 100_000:
         body = f"{value / 1e3:,.1f}k"
     else:
         body = f"{value / 1e6:,.1f}m"
-    sign = "-" if net_usd < 0 and body.strip("0.,km") else "+"
-    return f"net {sign}${body}"
-
-
-def age_text(age_s: float) -> str:
-    """At most 5 cells: `12.3s`, `123s`, `12.3m`, `12.3h`, `123h`."""
-    if age_s < 99.95:
-        return f"{age_s:.1f}s"
-    if age_s < 999.5:
-        return f"{age_s:.0f}s"
-    minutes = age_s / 60
-    if minutes < 99.95:
-        return f"{minutes:.1f}m"
-    hours = age_s / 3600
-    if hours < 99.95:
-        return f"{hours:.1f}h"
-    return f"{min(hours, 9999):.0f}h"
+    return f"net {'-' if net_usd < 0 else '+'}${body}"
 
 
 def lag_text(lag_ms: float) -> str:
