@@ -64,11 +64,26 @@ async def test_each_size_shows_the_desk_and_cuts_no_number(width: int, height: i
         keys = rows_of(app, "#keys")[0]
         for word in (" k", " ? ", " q", " v"):
             assert word in keys + " ", (word, keys)
-        for pane in visible_panes(app):
-            inner = pane.content_region.width
-            for row in pane.rows_text:
-                assert len(row) <= inner, (pane.id, width, height, row)
-                assert not _CUT_NUMBER.search(row), (pane.id, width, height, row)
+        assert_nothing_cut(app, width, height)
+        app.engine.quoter.raise_alert(  # a long message for the narrow alerts panes
+            app.engine.snapshot.ts_ns,
+            Severity.WARNING,
+            "position cap",
+            "long $1,998.40 at the cap of $2,000.00: not quoting the bid until it is back under",
+        )
+        await pilot.press("2")  # the P&L view: its numbers, alerts and charts
+        await settle(app, pilot, advance_s=1 / app.settings.ui.fps)
+        assert any("position cap" in row for row in rows_of(app, "#alerts-pnl"))
+        assert_nothing_cut(app, width, height)
+
+
+def assert_nothing_cut(app: PerpdeskApp, width: int, height: int) -> None:
+    """No visible pane draws a row wider than itself, nor a number cut short."""
+    for pane in visible_panes(app):
+        inner = pane.content_region.width
+        for row in pane.rows_text:
+            assert len(row) <= inner, (pane.id, width, height, row)
+            assert not _CUT_NUMBER.search(row), (pane.id, width, height, row)
 
 
 @pytest.mark.parametrize(("width", "height"), [(80, 24), (120, 40)])

@@ -44,11 +44,11 @@ class AlertsPane(LinePane):
         # the value column only as wide as the widest value shown, and only on a wide pane
         value_w = max((len(f) for f in figures), default=0)
         value_w = max(value_w, len(_VALUE_HEADER)) + 2 if value_w and width >= 90 else 0
-        message_w = max(8, width - 1 - _TIME_W - _SEVERITY_W - _CONTROL_W - value_w)
-        header = (
-            f" {'time':<{_TIME_W}}{'severity':<{_SEVERITY_W}}{'control':<{_CONTROL_W}}"
-            f"{fmt.fit('what', message_w)}"
-        )
+        # a narrow pane gives the control no column of its own: "control: what" shares one
+        control_w = _CONTROL_W if width >= 64 else 0
+        message_w = max(0, width - 1 - _TIME_W - _SEVERITY_W - control_w - value_w)
+        header = f" {'time':<{_TIME_W}}{'severity':<{_SEVERITY_W}}"
+        header += f"{'control':<{control_w}}{'what':<{message_w}}" if control_w else "what"
         if value_w:
             header += _VALUE_HEADER.rjust(value_w)
         rows: list[Row] = [[Segment(fmt.fit(header, width), p.muted)]]
@@ -60,9 +60,13 @@ class AlertsPane(LinePane):
             row: Row = [
                 Segment(f" {fmt.clock(frame.alert_time_s(alert.ts_ns))} ", p.muted),
                 Segment(f"{alert.severity.value:<{_SEVERITY_W}}", styles[alert.severity]),
-                Segment(fmt.fit(alert.control, _CONTROL_W - 1) + " ", p.heading),
-                Segment(fmt.fit_words(alert.message, message_w).ljust(message_w), p.text),
             ]
+            if control_w:
+                row.append(Segment(fmt.fit(alert.control, control_w - 1) + " ", p.heading))
+                message = alert.message
+            else:
+                message = f"{alert.control}: {alert.message}"
+            row.append(Segment(fmt.fit_words(message, message_w).ljust(message_w), p.text))
             if value_w:
                 row.append(Segment(figure.rjust(value_w), p.text))
             rows.append(row)
